@@ -1,0 +1,39 @@
+# umrisk: `make help` lists the targets.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DEMO    ?= demo-data
+MEMBERS ?= 20000
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the locked dependencies and umrisk
+
+demo: $(STAMP) ## Main job: generate the default synthetic population, validate it, print its summary
+	$(BIN)/umrisk demo --out $(DEMO) --members $(MEMBERS)
+
+test: $(STAMP) ## Run lint and the test suite
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -n 2
+
+bench: $(STAMP) ## Run the benchmarks (prints figures; slow)
+	$(BIN)/python -m bench
+
+lock: ## Re-resolve requirements.lock from pyproject.toml (needs uv)
+	uv pip compile --python-version 3.11 pyproject.toml --extra dev -o requirements.lock
+
+clean: ## Remove the virtual environment and generated data
+	rm -rf $(VENV) $(DEMO) .pytest_cache
+
+.PHONY: help install demo test bench lock clean

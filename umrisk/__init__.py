@@ -1,0 +1,1 @@
+"""umrisk: risk of unplanned admission and readmission for utilization management."""
