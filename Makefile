@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the locked dependencies and umrisk
 
-demo: $(STAMP) ## Main job: generate the default synthetic population, validate it, print its summary
+demo: $(STAMP) ## Main job: generate the default population, validate it, print its summary
 	$(BIN)/umrisk demo --out $(DEMO) --members $(MEMBERS)
 
 test: $(STAMP) ## Run lint and the test suite

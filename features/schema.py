@@ -95,7 +95,9 @@ class Table:
         raise KeyError(f"{self.name} has no column {name!r}")
 
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, ARROW_TYPES[c.kind], nullable=c.nullable) for c in self.columns])
+        """Arrow types of the canonical columns. Fields are declared nullable: nulls where the contract
+        forbids them are the validator's to report with their row, not the writer's to refuse."""
+        return pa.schema([pa.field(c.name, ARROW_TYPES[c.kind]) for c in self.columns])
 
 
 _MEMBER_FK = ForeignKey("member_id", "members", "member_id")
