@@ -1,0 +1,130 @@
+"""Model specs: the YAML files in ``models/`` parsed into typed, validated objects.
+
+A spec names every choice of a task (cohort, label, windows, value sets) so that a new model is a new
+file, not new code. Unknown keys are errors; every error names the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+Days = Annotated[int, Field(ge=1, le=3650)]
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used; the message names the file and the fields."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Strict):
+    windows_days: list[Days] = [30, 90, 180, 365, 730]
+    paid_windows_days: list[Days] = [90, 365]
+    comorbidity_lookback_days: Days = 730
+    lab_lookback_days: Days = 365
+    medication_windows_days: list[Days] = [90, 365]
+
+    @field_validator("windows_days", "paid_windows_days", "medication_windows_days")
+    @classmethod
+    def _sorted_unique(cls, v: list[int]) -> list[int]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must be a non-empty list of distinct day counts")
+        return sorted(v)
+
+
+class ReadmissionCohort(_Strict):
+    transfer_max_gap_days: Annotated[int, Field(ge=0, le=2)] = 1
+    exclude_dispositions: list[Literal["expired", "ama", "hospice", "transfer_acute", "snf", "rehab", "other",
+                                       "unknown"]] = ["expired", "ama", "hospice"]
+    enrollment_after_days: Annotated[int, Field(ge=0, le=365)] = 30
+    exclude_planned_index: bool = False
+    first_date: str | None = None
+    lookback_days: Annotated[int, Field(ge=0, le=3650)] = 365
+
+
+class ReadmissionLabel(_Strict):
+    window_days: tuple[Annotated[int, Field(ge=0)], Days] = (1, 30)
+    planned_first_readmission: Literal["censor", "skip"] = "censor"
+    death_without_readmission: Literal["keep", "exclude"] = "keep"
+    planned_algorithm: Literal["cms_planned_readmission_v4"] = "cms_planned_readmission_v4"
+
+    @model_validator(mode="after")
+    def _window_order(self) -> ReadmissionLabel:
+        if self.window_days[0] > self.window_days[1]:
+            raise ValueError("window_days: start after end")
+        return self
+
+
+class AdmissionCohort(_Strict):
+    as_of: Literal["monthly"] = "monthly"
+    lookback_days: Annotated[int, Field(ge=0, le=3650)] = 365
+    first_date: str | None = None
+    horizon_days: Days = 180
+
+
+class AdmissionLabel(_Strict):
+    admission_types: list[Literal["emergency", "urgent", "elective", "unknown"]] = ["emergency", "urgent"]
+    planned_algorithm: Literal["cms_planned_readmission_v4"] = "cms_planned_readmission_v4"
+    disenrolled_without_event: Literal["exclude", "keep"] = "exclude"
+    death_without_event: Literal["keep", "exclude"] = "keep"
+
+
+class ReadmissionSpec(_Strict):
+    name: str
+    description: str = ""
+    task: Literal["readmission"]
+    cohort: ReadmissionCohort = ReadmissionCohort()
+    label: ReadmissionLabel = ReadmissionLabel()
+    features: FeatureSpec = FeatureSpec()
+
+
+class AdmissionSpec(_Strict):
+    name: str
+    description: str = ""
+    task: Literal["admission"]
+    cohort: AdmissionCohort = AdmissionCohort()
+    label: AdmissionLabel = AdmissionLabel()
+    features: FeatureSpec = FeatureSpec()
+
+
+ModelSpec = ReadmissionSpec | AdmissionSpec
+
+
+def parse_spec(data: object, source: str = "<spec>") -> ModelSpec:
+    """Validate a parsed YAML document into a spec; errors name ``source`` and each field path."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a spec is a mapping of keys to values, got {type(data).__name__}")
+    task = data.get("task")
+    cls = {"readmission": ReadmissionSpec, "admission": AdmissionSpec}.get(task)  # type: ignore[arg-type]
+    if cls is None:
+        raise SpecError(f"{source}: field 'task' must be 'readmission' or 'admission' (got {task!r})")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        lines = [f"{source}: {err.error_count()} problem(s) in the spec:"]
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            lines.append(f"  {where}: {e['msg']}")
+        raise SpecError("\n".join(lines)) from None
+
+
+def load_spec(name_or_path: str | Path) -> ModelSpec:
+    """Load ``models/<name>.yaml`` (or a path to a YAML file)."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = MODELS_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))
+        raise SpecError(f"no model spec {name_or_path!r} (known: {known})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    return parse_spec(data, str(path))
