@@ -14,7 +14,7 @@ Member state
     and whether the member is in hospice.
 
 Hazards (per day, piecewise constant over calendar months, evaluated on the first of each month)
-    unplanned admission  log h = a_lob + 0.25 age10 + 0.50 burden + 1.3 D + 0.40 z + 0.55 min(excite, 3)
+    unplanned admission  log h = a_lob + 0.25 age10 + 0.30 burden + 1.3 D + 0.40 z + 0.20 min(excite, 3)
                                  - 1.5 hospice
     death                log h = d_lob + 0.085 (age - 65) + 0.45 burden + 1.5 D + 0.3 z;  hospice: 1/40
     emergency visit      log h = e_lob + 0.30 burden + 1.2 D + 0.30 z + 0.1 age10 (treat and release)
@@ -29,14 +29,20 @@ After an acute discharge
     unplanned readmission within 30 days is ``p_excess + (1 - p_excess) * P(general admission in days
     2..30, death competing)``, computed by ``p_unplanned_window``.
 
-    logit p_excess = -4.85 + 0.30 burden + 0.10 age10 + 0.30 log(LOS) + 0.30 emergency
-        + disposition (snf +0.35, home_health +0.20, rehab +0.10, ama +0.90, hospice -2.50)
-        + labs at discharge (hemoglobin < 10 +0.45, 10-12 +0.20; sodium < 135 +0.35;
-          eGFR < 30 +0.30; BNP > 400 +0.30)
-        + 0.20 prior unplanned admissions in 365 days (at most 3) + 0.10 emergency visits in 180 days
-          (at most 4) + 0.25 if ten or more drug classes + 0.25 oncology + 0.50 D + 0.25 z
-        - 0.55 if a follow-up visit happens within 7 days of discharge (not visible at discharge)
-        - 1.20 if the stay was planned
+    logit p_excess = -3.80 + 0.15 age10 + 0.10 log(LOS) + 0.10 emergency
+        + disposition (snf +0.90, home_health +0.55, rehab +0.25, ama +1.30, hospice -2.50)
+        + labs at discharge (hemoglobin < 10 +0.80, 10-12 +0.35; sodium < 135 +0.60;
+          eGFR < 30 +0.55; BNP > 400 +0.55)
+        + heart failure +0.05, COPD +0.05, CKD +0.05, Medicaid or dual +0.60
+        + 0.20 prior unplanned admissions in 365 days (at most 3) + 0.05 emergency visits in 180 days
+          (at most 4) + 0.02 per drug class on the regimen + 0.25 oncology + 0.20 D + 0.10 z
+        + 0.70 instability (a per-stay N(0, 1) that also lowers hemoglobin and sodium and raises
+          creatinine and BNP at discharge, so the labs show part of it)
+        - 0.35 if a follow-up visit happens within 7 days of discharge (not visible at discharge)
+        - 0.60 if the stay was planned
+    The clinical scores (LACE, HOSPITAL) see burden, length of stay, acuity and emergency visits; most of
+    the risk lies elsewhere in a real history (disposition, discharge labs, which conditions, drugs, prior
+    admissions), so a model that reads the whole history beats them, as published comparisons find.
 
 Ground truth for admission
     For a member alive and out of hospital on the first of a month, the probability of an unplanned
@@ -63,7 +69,7 @@ READMIT_DAY_P = _w / _w.sum()
 READMIT_DAY_CDF = np.cumsum(READMIT_DAY_P)
 
 # Per line of business: admission, death, emergency and office intercepts (log per day).
-A_LOB = {"medicare": -9.0, "medicaid": -8.35, "commercial": -8.8, "dual": -8.35}
+A_LOB = {"medicare": -8.6, "medicaid": -8.15, "commercial": -8.65, "dual": -8.0}
 D_LOB = {"medicare": -11.6, "medicaid": -10.6, "commercial": -11.8, "dual": -10.9}
 E_LOB = {"medicare": -6.95, "medicaid": -6.35, "commercial": -7.40, "dual": -6.55}
 O_LOB = {"medicare": -4.30, "medicaid": -4.75, "commercial": -4.85, "dual": -4.35}
@@ -96,8 +102,8 @@ def decline_entry(m: Members) -> np.ndarray:
 
 def admission_hazard(m: Members, years: float | np.ndarray, decline: np.ndarray, excite: np.ndarray,
                      hospice: np.ndarray) -> np.ndarray:
-    eta = (_lob_param(A_LOB, m.lob) + 0.25 * m.age10(years) + 0.50 * m.burden + 1.3 * decline + 0.40 * m.z
-           + 0.55 * np.minimum(excite, 3.0) - 1.5 * hospice)
+    eta = (_lob_param(A_LOB, m.lob) + 0.25 * m.age10(years) + 0.30 * m.burden + 1.3 * decline + 0.40 * m.z
+           + 0.20 * np.minimum(excite, 3.0) - 1.5 * hospice)
     return np.exp(eta)
 
 
@@ -115,26 +121,29 @@ def office_rate(m: Members, years: float, decline: np.ndarray) -> np.ndarray:
     return np.exp(_lob_param(O_LOB, m.lob) + 0.22 * m.n_conditions + 0.4 * decline + 0.05 * m.age10(years))
 
 
-DISPOSITION_LOGIT = {"snf": 0.35, "home_health": 0.20, "rehab": 0.10, "ama": 0.90, "hospice": -2.50}
+DISPOSITION_LOGIT = {"snf": 0.90, "home_health": 0.55, "rehab": 0.25, "ama": 1.30, "hospice": -2.50}
 
 
 def excess_readmission_probability(
-    *, burden: np.ndarray, age10: np.ndarray, los_days: np.ndarray, emergency: np.ndarray,
+    *, age10: np.ndarray, los_days: np.ndarray, emergency: np.ndarray,
     disposition: np.ndarray, hemoglobin: np.ndarray, sodium: np.ndarray, egfr: np.ndarray, bnp: np.ndarray,
+    heart_failure: np.ndarray, copd: np.ndarray, ckd: np.ndarray, low_income: np.ndarray,
     prior_admissions_365: np.ndarray, ed_visits_180: np.ndarray, drug_classes: np.ndarray,
     oncology: np.ndarray, decline: np.ndarray, z: np.ndarray, follow_up_7d: np.ndarray, planned: np.ndarray,
+    instability: np.ndarray | float = 0.0,
 ) -> np.ndarray:
     """``p_excess`` of the module docstring, for arrays of discharges."""
-    disp = np.zeros(len(burden))
+    disp = np.zeros(len(age10))
     for name, coef in DISPOSITION_LOGIT.items():
         disp += coef * (disposition == name)
-    eta = (-4.85 + 0.30 * burden + 0.10 * age10 + 0.30 * np.log(np.maximum(los_days, 0.5)) + 0.30 * emergency
+    eta = (-3.80 + 0.15 * age10 + 0.10 * np.log(np.maximum(los_days, 0.5)) + 0.10 * emergency
            + disp
-           + np.where(hemoglobin < 10, 0.45, np.where(hemoglobin < 12, 0.20, 0.0))
-           + 0.35 * (sodium < 135) + 0.30 * (egfr < 30) + 0.30 * (bnp > 400)
-           + 0.20 * np.minimum(prior_admissions_365, 3) + 0.10 * np.minimum(ed_visits_180, 4)
-           + 0.25 * (drug_classes >= 10) + 0.25 * oncology + 0.50 * decline + 0.25 * z
-           - 0.55 * follow_up_7d - 1.20 * planned)
+           + np.where(hemoglobin < 10, 0.80, np.where(hemoglobin < 12, 0.35, 0.0))
+           + 0.60 * (sodium < 135) + 0.55 * (egfr < 30) + 0.55 * (bnp > 400)
+           + 0.05 * heart_failure + 0.05 * copd + 0.05 * ckd + 0.60 * low_income
+           + 0.20 * np.minimum(prior_admissions_365, 3) + 0.05 * np.minimum(ed_visits_180, 4)
+           + 0.02 * drug_classes + 0.25 * oncology + 0.20 * decline + 0.10 * z + 0.70 * instability
+           - 0.35 * follow_up_7d - 0.60 * planned)
     return 1.0 / (1.0 + np.exp(-eta))
 
 

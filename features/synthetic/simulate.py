@@ -101,7 +101,7 @@ class Simulation:
     def _schedule_background_planned(self) -> None:
         rng, n = self.rng, self.n
         span_days = (self.sim_end - self.sim_start) / DAY
-        cancer = self.cond["cancer"] & (rng.random(n) < 0.30)
+        cancer = self.cond["cancer"] & (rng.random(n) < 0.15)
         t = self.sim_start + (rng.random(n) * span_days * DAY).astype("timedelta64[s]")
         self.planned = np.where(cancer, t, self.planned)
         self.planned_kind = np.where(cancer, 1, self.planned_kind).astype(np.int8)
@@ -202,7 +202,8 @@ class Simulation:
         emergency = ~planned & (rng.random(nb) < 0.78)
         adm_type = np.where(planned, "elective", np.where(transfer_in, "urgent",
                                                           np.where(emergency, "emergency", "urgent")))
-        labs = self._stay_labs(who, rname, dk, discharge)
+        instability = rng.standard_normal(nb)  # clinical instability at discharge, shows in the labs
+        labs = self._stay_labs(who, rname, dk, discharge, instability)
         facility = np.where(transfer_in, "F9" + (who % 7).astype(str), "F" + (who % 23).astype(str).astype(object))
         cost = np.where(planned, 9000.0, acute["cost"].to_numpy()[reason]) * np.exp(0.12 * (los - med)) \
             * rng.lognormal(0, 0.25, nb)
@@ -217,9 +218,11 @@ class Simulation:
         ed180 = ((self.ed_times[who] > (admit - 180 * DAY)[:, None]) & (self.ed_times[who] < admit[:, None])).sum(1)
         onc = self.cond["cancer"][who] | (rname == "chemotherapy")
         p_exc = risk.excess_readmission_probability(
-            burden=sub.burden, age10=age10, los_days=los.astype(float), emergency=adm_type == "emergency",
+            age10=age10, los_days=los.astype(float), emergency=adm_type == "emergency",
             disposition=disp, hemoglobin=labs["hemoglobin"], sodium=labs["sodium"], egfr=labs["egfr"],
-            bnp=np.nan_to_num(labs["bnp"], nan=0.0), prior_admissions_365=prior, ed_visits_180=ed180,
+            bnp=np.nan_to_num(labs["bnp"], nan=0.0), heart_failure=self.cond["heart_failure"][who],
+            copd=self.cond["copd"][who], ckd=self.cond["ckd"][who], low_income=np.isin(sub.lob, [1, 3]),
+            prior_admissions_365=prior, ed_visits_180=ed180,
             drug_classes=self.pop.n_drug_classes[who], oncology=onc, decline=dk, z=sub.z,
             follow_up_7d=fu, planned=planned)
         # state after discharge
@@ -296,22 +299,23 @@ class Simulation:
         pick = (w.cumsum(axis=1) > rng.random(nb)[:, None]).argmax(axis=1)
         return np.where(died, "expired", names[pick])
 
-    def _stay_labs(self, who, rname, dk, discharge) -> dict[str, np.ndarray]:
+    def _stay_labs(self, who, rname, dk, discharge, instability) -> dict[str, np.ndarray]:
         rng, nb, c = self.rng, len(who), self.cond
         male = (self.pop.members["sex"].to_numpy()[who] == "M")
         z = self.m.z[who]
         hb = rng.normal(12.9 + 0.9 * male - 0.9 * c["ckd"][who] - 0.7 * c["cancer"][who] - 0.6 * dk
-                        - 2.2 * (rname == "gi_bleed") - 0.6 * (rname == "sepsis") - 0.3 * z, 1.3)
+                        - 2.2 * (rname == "gi_bleed") - 0.6 * (rname == "sepsis") - 0.3 * z
+                        - 0.9 * instability, 1.0)
         na = rng.normal(139.0 - 1.3 * c["heart_failure"][who] - 1.5 * dk - 1.2 * (rname == "dehydration")
-                        - 0.3 * z, 3.0)
+                        - 0.3 * z - 2.5 * instability, 2.5)
         creat = np.exp(np.log(0.85 + 0.2 * male) + 0.55 * c["ckd"][who] + 0.55 * (rname == "aki") + 0.1 * dk
-                       + rng.normal(0, 0.22, nb))
+                       + 0.12 * instability + rng.normal(0, 0.18, nb))
         age = self.m.age0[who] + risk.years_since(discharge, self.sim_start)
         egfr = ckd_epi_2021(creat, np.maximum(age, 18), male)
         measured = c["heart_failure"][who] | np.isin(rname, ["hf_exacerbation", "ami", "afib_rvr"])
         bnp = np.where(measured, np.exp(np.log(70) + 1.6 * c["heart_failure"][who]
                                         + 0.9 * (rname == "hf_exacerbation") + 0.2 * np.clip(age - 65, 0, 30) / 10
-                                        + 0.3 * dk + rng.normal(0, 0.6, nb)), np.nan)
+                                        + 0.3 * dk + 0.3 * instability + rng.normal(0, 0.6, nb)), np.nan)
         return {"hemoglobin": np.round(hb, 1), "sodium": np.round(na), "creatinine": np.round(creat, 2),
                 "egfr": np.round(egfr), "bnp": np.round(bnp)}
 

@@ -99,13 +99,15 @@ def test_ckd_epi_2021_worked_examples():
 
 
 def test_excess_risk_moves_the_right_way():
-    base = dict(burden=np.zeros(2), age10=np.zeros(2), los_days=np.full(2, 4.0), emergency=np.ones(2),
+    base = dict(age10=np.zeros(2), los_days=np.full(2, 4.0), emergency=np.ones(2),
                 disposition=np.array(["home", "home"]), hemoglobin=np.full(2, 13.0), sodium=np.full(2, 140.0),
-                egfr=np.full(2, 80.0), bnp=np.zeros(2), prior_admissions_365=np.zeros(2), ed_visits_180=np.zeros(2),
+                egfr=np.full(2, 80.0), bnp=np.zeros(2), heart_failure=np.zeros(2), copd=np.zeros(2), ckd=np.zeros(2),
+                low_income=np.zeros(2), prior_admissions_365=np.zeros(2), ed_visits_180=np.zeros(2),
                 drug_classes=np.zeros(2), oncology=np.zeros(2), decline=np.zeros(2), z=np.zeros(2),
                 follow_up_7d=np.zeros(2), planned=np.zeros(2))
     p0 = risk.excess_readmission_probability(**base)[0]
-    for key, value in [("hemoglobin", 9.0), ("sodium", 130.0), ("prior_admissions_365", 2), ("burden", 2.0)]:
+    for key, value in [("hemoglobin", 9.0), ("sodium", 130.0), ("prior_admissions_365", 2), ("instability", 1.0),
+                       ("low_income", 1.0)]:
         assert risk.excess_readmission_probability(**{**base, key: np.full(2, value)})[0] > p0, key
     assert risk.excess_readmission_probability(**{**base, "follow_up_7d": np.ones(2)})[0] < p0
     assert risk.excess_readmission_probability(**{**base, "disposition": np.array(["ama", "ama"])})[0] > p0
