@@ -164,7 +164,7 @@ def validate_dataset(dataset: Path | str, tables: tuple[str, ...] = ORDER,
     if not root.is_dir():
         report.problems.append(Problem("*", str(root), None, None, "dataset folder not found"))
         return report
-    keys: dict[str, pa_arrow.Array] = {}
+    keys: dict[str, pd.Index] = {}  # hashed once per table, reused by every part that refers to it
     for name in tables:
         table = TABLES[name]
         files = table_files(root, name)
@@ -208,19 +208,18 @@ def validate_dataset(dataset: Path | str, tables: tuple[str, ...] = ORDER,
                 ref = keys.get(fk.table)
                 if ref is None or fk.column not in usable:
                     continue
-                values = arrow.column(fk.column)
-                bad = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=ref)))
-                for i in np.flatnonzero(bad.to_numpy(zero_copy_only=False)):
+                values = arrow.column(fk.column).to_pandas()
+                bad = values.notna().to_numpy() & (ref.get_indexer(values) < 0)
+                for i in np.flatnonzero(bad):
                     report.problems.append(Problem(name, rel, int(i) + 1, fk.column,
-                                                   f"not found in {fk.table}.{fk.ref_column}",
-                                                   str(values[int(i)])))
+                                                   f"not found in {fk.table}.{fk.ref_column}", str(values.iat[i])))
         if table.key and key_parts:
             keys[name] = _check_unique(name, table.key, key_parts, report)
     return report
 
 
 def _check_unique(name: str, key: str, parts: list[tuple[str, pa_arrow.Array]],
-                  report: ValidationReport) -> pa_arrow.Array:
+                  report: ValidationReport) -> pd.Index:
     allkeys = pa_arrow.concat_arrays([a.cast(pa_arrow.string()) for _, a in parts])
     dup = pd.Series(allkeys.to_pandas()).duplicated(keep="first").to_numpy()
     if dup.any():
@@ -229,4 +228,4 @@ def _check_unique(name: str, key: str, parts: list[tuple[str, pa_arrow.Array]],
             part = int(np.searchsorted(bounds, i, side="right") - 1)
             report.problems.append(Problem(name, parts[part][0], int(i - bounds[part]) + 1, key,
                                            "duplicate key", str(allkeys[int(i)])))
-    return pc.unique(allkeys)
+    return pd.Index(pc.unique(allkeys).to_pandas())
