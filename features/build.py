@@ -141,7 +141,9 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     paid = EventIndex(em, seconds(enc["admit_time"]), enc["paid_amount"].to_numpy(dtype=float))
     for w in fs.paid_windows_days:
         out[f"paid_{w}d"] = paid.total(pm, hist - (1 if spec.task == "readmission" else 0), w)
-    dis = EventIndex(sm, seconds(stays["discharge_time"]))
+    # discharges of encounters, not of chains: a later transfer could move a chain's end past as_of
+    inp = (enc["setting"] == "inpatient").to_numpy()
+    dis = EventIndex(em[inp], seconds(enc["discharge_time"].to_numpy()[inp]))
     _, t = dis.last(pm, np.minimum(hist, as_of) - 1)
     out["days_since_inpatient"] = np.where(t >= 0, (hist - t) / day, np.nan)
     ed = (enc["setting"] == "emergency").to_numpy()
@@ -154,9 +156,16 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     if spec.task == "readmission":
         admit = seconds(points["index_admit_time"])
         out["los_days"] = np.floor(as_of / day) - np.floor(admit / day)
-        first = stays.set_index("index_encounter_id").reindex(points["index_encounter_id"].astype(str))
+        # from the point's own encounters: the first admission of the stay and the index discharge
+        # (the chain itself is defined with a look one day ahead, so it is not read here)
+        inpatient = enc[enc["setting"] == "inpatient"]
+        last = inpatient.drop_duplicates("encounter_id").set_index("encounter_id").reindex(
+            points["index_encounter_id"].astype(str))
+        first = inpatient.sort_values("encounter_id").drop_duplicates(["member_id", "admit_time"]).set_index(
+            ["member_id", "admit_time"]).reindex(pd.MultiIndex.from_arrays(
+                [points["member_id"].astype(str), points["index_admit_time"]]))
         out["admission_type"] = first["admission_type"].fillna("unknown").to_numpy()
-        out["discharge_disposition"] = first["discharge_disposition"].fillna("unknown").to_numpy()
+        out["discharge_disposition"] = last["discharge_disposition"].fillna("unknown").to_numpy()
         pdx = first["principal_dx"].fillna("")
         psys = infer_dx_system(pdx)
         out["principal_dx_group"] = dx_group(pdx.reset_index(drop=True), psys.reset_index(drop=True)).to_numpy()

@@ -29,6 +29,14 @@ from features.spec import AdmissionSpec, ReadmissionSpec
 DAY = pd.Timedelta(days=1)
 
 
+def asof_by_member(left: pd.DataFrame, right: pd.DataFrame, **kw) -> pd.DataFrame:
+    """``pd.merge_asof`` by member, with the member ids of both sides as pandas strings (a NumPy round trip
+    turns them into objects, which merge_asof refuses to compare with strings)."""
+    left = left.assign(member_id=left["member_id"].astype("str"))
+    right = right.assign(member_id=right["member_id"].astype("str"))
+    return pd.merge_asof(left, right, by="member_id", **kw)
+
+
 @dataclass
 class CohortReport:
     """Counts at each step of a cohort, in order, and the label rate."""
@@ -134,7 +142,7 @@ def _period_at(periods: pd.DataFrame, members: pd.Series, when: pd.Series) -> pd
     left = pd.DataFrame({"member_id": members.to_numpy(), "t": when.dt.normalize().to_numpy(),
                          "i": np.arange(len(members))}).sort_values("t")
     right = periods.sort_values("start_date")
-    m = pd.merge_asof(left, right, left_on="t", right_on="start_date", by="member_id", direction="backward")
+    m = asof_by_member(left, right, left_on="t", right_on="start_date", direction="backward")
     m = m.sort_values("i")
     inside = m["end_date"] >= m["t"]
     return pd.DataFrame({"start": m["start_date"].where(inside).to_numpy(),
@@ -204,7 +212,7 @@ def readmission_cohort(store: dict[str, pd.DataFrame], spec: ReadmissionSpec,
     left = pd.DataFrame({"member_id": idx["member_id"].to_numpy(),
                          "from": (idx["discharge_time"].dt.normalize() + lab.window_days[0] * DAY).to_numpy(),
                          "i": np.arange(len(idx))}).sort_values("from")
-    m = pd.merge_asof(left, later.sort_values("admit_day"), left_on="from", right_on="admit_day", by="member_id",
+    m = asof_by_member(left, later.sort_values("admit_day"), left_on="from", right_on="admit_day",
                       direction="forward").sort_values("i")
     days = (m["admit_day"].to_numpy() - idx["discharge_time"].dt.normalize().to_numpy()) / np.timedelta64(1, "D")
     in_window = (days >= lab.window_days[0]) & (days <= lab.window_days[1])
@@ -271,8 +279,8 @@ def admission_cohort(store: dict[str, pd.DataFrame], spec: AdmissionSpec, dates:
     stays["planned"] = planned_stays(stays, store["diagnoses"], store["procedures"]).to_numpy()
     s = stays.sort_values("admit_time")
     left = pts.assign(i=np.arange(len(pts))).sort_values("as_of")
-    back = pd.merge_asof(left, s[["member_id", "admit_time", "discharge_time"]], left_on="as_of",
-                         right_on="admit_time", by="member_id", direction="backward",
+    back = asof_by_member(left, s[["member_id", "admit_time", "discharge_time"]], left_on="as_of",
+                         right_on="admit_time", direction="backward",
                          allow_exact_matches=False).sort_values("i")
     in_hosp = (back["admit_time"].notna() & (back["discharge_time"].isna()
                                              | (back["discharge_time"] > back["as_of"]))).to_numpy()
@@ -280,8 +288,8 @@ def admission_cohort(store: dict[str, pd.DataFrame], spec: AdmissionSpec, dates:
     pts, death = pts[~in_hosp].reset_index(drop=True), death[~in_hosp].reset_index(drop=True)
     event = s[s["admission_type"].isin(lab.admission_types) & ~s["planned"]]
     left = pts.assign(i=np.arange(len(pts))).sort_values("as_of")
-    fwd = pd.merge_asof(left, event[["member_id", "admit_time", "first_encounter_id"]], left_on="as_of",
-                        right_on="admit_time", by="member_id", direction="forward").sort_values("i")
+    fwd = asof_by_member(left, event[["member_id", "admit_time", "first_encounter_id"]], left_on="as_of",
+                        right_on="admit_time", direction="forward").sort_values("i")
     until = pts["as_of"] + horizon
     hit = (fwd["admit_time"] < until.to_numpy()).to_numpy()
     pts["label"] = hit.astype(np.int8)

@@ -225,15 +225,18 @@ def conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
     for col in spec.columns:
         s = df[col.name]
         if col.kind == "timestamp":
-            s = pd.to_datetime(s).astype("datetime64[us]")
+            s = pd.to_datetime(s, format="ISO8601").astype("datetime64[us]") if s.dtype == object or \
+                pd.api.types.is_string_dtype(s) else pd.to_datetime(s).astype("datetime64[us]")
         elif col.kind == "float":
             s = s.astype("float64")
         elif col.kind == "int":
             s = s.astype("int64")
         elif col.kind == "bool":
             s = s.astype("bool")
-        elif not (pd.api.types.is_string_dtype(s) or s.dtype == object):
-            s = s.astype(str).where(s.notna(), None)
+        else:
+            # the dtype a Parquet read gives (pandas "str"), so that stores built in memory and read
+            # from disk merge alike; missing values stay missing
+            s = s.astype("str").where(s.notna())
         out[col.name] = s
     extra = {c: df[c] for c in df.columns if c not in out}
     return pd.DataFrame({**out, **extra}, index=df.index)
