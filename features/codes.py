@@ -25,9 +25,10 @@ def normalize(codes: pd.Series) -> pd.Series:
 def valueset(name: str) -> pd.DataFrame:
     """A value-set file (the ``#`` lines at its top name its source)."""
     df = pd.read_csv(VALUESETS / f"{name}.csv", comment="#", dtype=str, keep_default_na=False)
-    df["code"] = normalize(df["code"]).astype(str)
-    if "match" not in df:
-        df["match"] = "prefix"
+    if "code" in df:
+        df["code"] = normalize(df["code"]).astype(str)
+        if "match" not in df:
+            df["match"] = "prefix"
     return df
 
 
@@ -49,17 +50,26 @@ class PrefixMap:
         return out
 
     def flags(self, systems: pd.Series, codes: pd.Series, labels: list[str]) -> pd.DataFrame:
-        """One boolean column per label: does the row's code fall in it."""
-        key = pd.DataFrame({"s": systems.astype(str).to_numpy(), "c": normalize(codes).fillna("").to_numpy()})
-        uniq, inverse = np.unique(key["s"] + "\x00" + key["c"], return_inverse=True)
-        table = np.zeros((len(uniq), len(labels)), dtype=bool)
+        """One boolean column per label: does the row's code fall in it.
+
+        Codes and systems are factorized (hashing, no sort) and each distinct pair is looked up once.
+        """
+        code_idx, code_uniq = pd.factorize(codes, use_na_sentinel=True)
+        sys_idx, sys_uniq = pd.factorize(systems.astype("str"), use_na_sentinel=True)
+        pair = np.where((code_idx < 0) | (sys_idx < 0), -1, code_idx.astype(np.int64) * (len(sys_uniq) + 1) + sys_idx)
+        pair_idx, pair_uniq = pd.factorize(pair)
+        norm = normalize(pd.Series(code_uniq, dtype="str")).fillna("").to_numpy()
+        table = np.zeros((len(pair_uniq) + 1, len(labels)), dtype=bool)  # last row: missing code or system
         pos = {lab: j for j, lab in enumerate(labels)}
-        for i, sc in enumerate(uniq):
-            s, c = sc.split("\x00", 1)
-            for lab in self.labels(s, c):
+        for i, p in enumerate(pair_uniq):
+            if p < 0:
+                continue
+            c, sysi = divmod(int(p), len(sys_uniq) + 1)
+            for lab in self.labels(str(sys_uniq[sysi]), norm[c]):
                 if lab in pos:
                     table[i, pos[lab]] = True
-        return pd.DataFrame(table[inverse], columns=labels, index=codes.index)
+        rows = np.where(pair_idx < 0, len(pair_uniq), pair_idx)
+        return pd.DataFrame(table[rows], columns=labels, index=codes.index)
 
 
 @cache
