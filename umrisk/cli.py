@@ -148,8 +148,12 @@ def demo(
     typer.echo(report.render())
     if not report.ok:
         raise typer.Exit(1)
+    for model in ("readmission_30d", "admission_180d"):
+        typer.echo(f"== Building {model} features")
+        features_build(model, data=out, out=out / "features" / f"{model}.parquet")
     typer.echo(f"\nDone. The store is in {out}/ (one folder of Parquet parts per table), the ground truth in "
-               f"{out}/truth/, the summary in {out}/generation_summary.json.")
+               f"{out}/truth/, the summary in {out}/generation_summary.json, the feature tables and cohort "
+               f"reports in {out}/features/.")
 
 
 if __name__ == "__main__":
