@@ -4,8 +4,6 @@ import pytest
 
 from features.synthetic.generate import GenerateConfig, generate
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def small_store(tmp_path_factory) -> Path:

@@ -11,8 +11,9 @@ import pytest
 from features.importers import run_import
 from features.schema import TABLES, read_table
 from features.validate import validate_dataset
+from tests.importing import SHARED_DATA, counts_add_up
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "cms-synpuf-sample"
+SAMPLE = SHARED_DATA / "cms-synpuf-sample"
 BENE_2008 = "DE1_0_2008_Beneficiary_Summary_File_Sample_0.csv"
 INPATIENT = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_0.csv"
 OUTPATIENT = "DE1_0_2008_to_2010_Outpatient_Claims_Sample_0.csv"
@@ -22,9 +23,6 @@ CARRIER_B = "DE1_0_2008_to_2010_Carrier_Claims_Sample_0B.csv"
 pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"shared sample not found at {SAMPLE}")
 
 
-def _counts_add_up(report) -> None:
-    for name, c in report.tables.items():
-        assert c["read"] == c["written"] + sum(c["rejected"].values()) + sum(c["skipped"].values()), name
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +37,7 @@ def test_sample_imports_into_a_valid_store(sample):
     validation = validate_dataset(out)
     assert validation.ok, validation.render()
     assert set(validation.rows) == set(TABLES)
-    _counts_add_up(report)
+    counts_add_up(report)
     assert report.warnings == []
 
 
@@ -123,7 +121,7 @@ def test_bad_claims_and_codes_are_rejected(tmp_path):
     report = run_import("cms", src, tmp_path / "out")
     assert report.ok, report.render()
     assert validate_dataset(tmp_path / "out").ok
-    _counts_add_up(report)
+    counts_add_up(report)
     assert report.tables["encounters"]["rejected"] == {"CLM_FROM_DT: unparseable date": 1, "CLM_ID: duplicate key": 1}
     assert report.tables["diagnoses"]["rejected"] == {"diagnosis code: unparseable ICD9CM code": 1}
     rejects = pd.read_csv(tmp_path / "out" / "rejects" / "diagnoses.csv", dtype=str)

@@ -14,25 +14,13 @@ import pytest
 from features.importers import run_import
 from features.schema import TABLES, read_table
 from features.validate import validate_dataset
+from tests.importing import counts_add_up, output_text
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "omop"
 
 
-def _counts_add_up(report) -> None:
-    for name, c in report.tables.items():
-        assert c["read"] == c["written"] + sum(c["rejected"].values()) + sum(c["skipped"].values()), name
 
 
-def _output_text(out: Path) -> str:
-    chunks = []
-    for f in out.rglob("*.parquet"):
-        table = pq.read_table(f)
-        for name in table.column_names:
-            if "string" in str(table.column(name).type):
-                chunks += [v for v in table.column(name).to_pylist() if v is not None]
-    chunks += [f.read_text(encoding="utf-8") for f in out.rglob("*.csv")]
-    chunks.append((out / "import_report.json").read_text(encoding="utf-8"))
-    return "\n".join(chunks)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +35,7 @@ def test_fixture_imports_into_a_valid_store(imported):
     validation = validate_dataset(out)
     assert validation.ok, validation.render()
     assert set(validation.rows) == set(TABLES)
-    _counts_add_up(report)
+    counts_add_up(report)
     assert {t: c["written"] for t, c in report.tables.items()} == {
         "members": 8, "enrollment": 7, "encounters": 14, "diagnoses": 9, "procedures": 5, "medications": 5,
         "labs": 4, "review_requests": 0}
@@ -115,7 +103,7 @@ def test_codes_keep_their_source_vocabulary(imported):
 
 def test_no_addresses_or_source_ids_reach_the_output(imported):
     _, out = imported
-    text = _output_text(out)
+    text = output_text(out)
     with (FIXTURE / "location.csv").open(newline="") as fh:
         secrets = [r[c] for r in csv.DictReader(fh) for c in ("address_1", "city", "zip", "county")]
     with (FIXTURE / "person.csv").open(newline="") as fh:
@@ -189,7 +177,7 @@ def test_bad_rows_are_rejected_with_reasons(tmp_path):
     report = run_import("omop", src, tmp_path / "out")
     assert report.ok, report.render()
     assert validate_dataset(tmp_path / "out").ok
-    _counts_add_up(report)
+    counts_add_up(report)
     assert report.tables["encounters"]["rejected"] == {"visit_start_date: unparseable date": 1,
                                                        "visit_concept_id: unmapped visit concept": 1}
     # the telehealth visit's condition and procedure pointed at the rejected visit 107

@@ -7,17 +7,16 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from features.importers import run_import
 from features.schema import TABLES, read_table
 from features.validate import validate_dataset
+from tests.importing import SHARED_DATA, counts_add_up, output_text
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-sample"
+SAMPLE = SHARED_DATA / "synthea-sample"
 IDENTIFYING = ("SSN", "DRIVERS", "PASSPORT", "FIRST", "LAST", "MAIDEN", "ADDRESS")
 
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"shared sample not found at {SAMPLE}")
 
 
 def _csv_rows(name: str, folder: Path = SAMPLE) -> list[dict[str, str]]:
@@ -25,23 +24,8 @@ def _csv_rows(name: str, folder: Path = SAMPLE) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _output_text(out: Path) -> str:
-    """Every string value of every Parquet table, and the text of the rejects files and the report."""
-    chunks = []
-    for f in out.rglob("*.parquet"):
-        table = pq.read_table(f)
-        for name in table.column_names:
-            col = table.column(name)
-            if "string" in str(col.type):
-                chunks += [v for v in col.to_pylist() if v is not None]
-    chunks += [f.read_text(encoding="utf-8") for f in out.rglob("*.csv")]
-    chunks.append((out / "import_report.json").read_text(encoding="utf-8"))
-    return "\n".join(chunks)
 
 
-def _counts_add_up(report) -> None:
-    for name, c in report.tables.items():
-        assert c["read"] == c["written"] + sum(c["rejected"].values()) + sum(c["skipped"].values()), name
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +34,6 @@ def sample(tmp_path_factory):
     return run_import("synthea", SAMPLE, out), out
 
 
-@needs_sample
 def test_sample_imports_into_a_valid_store(sample):
     report, out = sample
     assert report.ok, report.render()
@@ -59,11 +42,10 @@ def test_sample_imports_into_a_valid_store(sample):
     assert set(validation.rows) == set(TABLES)
     saved = json.loads((out / "import_report.json").read_text())
     assert saved["ok"] is True and saved["tables"] == report.tables
-    _counts_add_up(report)
+    counts_add_up(report)
     assert report.tables["review_requests"]["written"] == 0
 
 
-@needs_sample
 def test_sample_rows_land_where_expected(sample):
     _, out = sample
     patients = _csv_rows("patients.csv")
@@ -102,7 +84,6 @@ def test_sample_rows_land_where_expected(sample):
     assert set(enrollment["line_of_business"]) <= {"medicare", "medicaid", "dual", "commercial"}
 
 
-@needs_sample
 def test_sample_rejects_name_their_source_rows(sample):
     report, out = sample
     meds = _csv_rows("medications.csv")
@@ -115,10 +96,9 @@ def test_sample_rejects_name_their_source_rows(sample):
     assert rejects["reason"].str.startswith("STOP: before START '").all()
 
 
-@needs_sample
 def test_no_patient_identifiers_reach_the_output(sample):
     _, out = sample
-    text = _output_text(out)
+    text = output_text(out)
     identifiers = {p[c] for p in _csv_rows("patients.csv") for c in IDENTIFYING if len(p.get(c, "")) >= 5}
     assert len(identifiers) > 300
     leaked = sorted(i for i in identifiers if i in text)
@@ -197,7 +177,7 @@ def test_another_export_in_the_3x_layout_imports_as_well(tmp_path):
     report = run_import("synthea", _export(tmp_path / "src", "3.x"), tmp_path / "out")
     assert report.ok, report.render()
     assert validate_dataset(tmp_path / "out").ok
-    _counts_add_up(report)
+    counts_add_up(report)
     assert any("FAVOURITE_COLOUR" in w for w in report.warnings)
     assert any("BILLING_NOTE" in w for w in report.warnings)
 
@@ -228,7 +208,7 @@ def test_another_export_in_the_3x_layout_imports_as_well(tmp_path):
     assert set(labs.index) == {"718-7", "2160-0"}
     assert sum(report.tables["labs"]["skipped"].values()) == 2  # a text observation and a QALY
 
-    text = _output_text(tmp_path / "out")
+    text = output_text(tmp_path / "out")
     for secret in ("Quintus771", "Orbweaver88", "999-11-2222", "1 Zephyr Way", "Rosalind412", "Someone Else"):
         assert secret not in text
 
