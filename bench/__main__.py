@@ -29,19 +29,23 @@ TARGETS = {100_000: (60.0, 12.0), 1_000_000: (900.0, 12.0)}
 
 def run(cmd: list[str], capture: bool = False) -> tuple[float, float, int, str]:
     """Wall seconds, peak resident GiB (process tree), exit status and (if asked) standard output."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, text=True)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-            peak = max(peak, rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
-    out = proc.stdout.read() if capture and proc.stdout else ""
+    with tempfile.TemporaryFile(mode="w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=err,
+                                text=True)
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+        out = proc.stdout.read() if capture and proc.stdout else ""
+        if proc.returncode != 0:
+            err.seek(0)
+            print("  " + "\n  ".join(err.read().strip().splitlines()[-5:]), flush=True)
     return time.perf_counter() - start, peak / 2**30, proc.returncode, out
 
 

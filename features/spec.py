@@ -76,6 +76,83 @@ class AdmissionLabel(_Strict):
     death_without_event: Literal["keep", "exclude"] = "keep"
 
 
+class SplitSpec(_Strict):
+    """Time and member split. The latest ``test_fraction`` of prediction times, for the members of the test
+    group (a hash of the member id below ``test_member_fraction``), is the test set; earlier points of
+    every other member are divided by member into training, validation (early stopping) and calibration
+    folds. No member is on both sides."""
+
+    test_fraction: Annotated[float, Field(gt=0, lt=0.9)] = 0.25
+    test_member_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    validation_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.15
+    calibration_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.15
+    max_train_points: Annotated[int, Field(ge=1000)] | None = None
+    seed: int = 1
+
+
+class LightGBMSpec(_Strict):
+    params: dict[str, float | int | str | bool] = {
+        "objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 50,
+        "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
+    }
+    num_boost_round: Annotated[int, Field(ge=10, le=20000)] = 2000
+    early_stopping_rounds: Annotated[int, Field(ge=5, le=1000)] = 50
+
+
+class TuningSpec(_Strict):
+    """Hyperparameter search (Optuna, TPE) within a budget; 0 trials keeps the given parameters."""
+
+    n_trials: Annotated[int, Field(ge=0, le=1000)] = 12
+    timeout_seconds: Annotated[float, Field(gt=0)] = 120
+    learning_rate: tuple[float, float] = (0.02, 0.15)
+    num_leaves: tuple[int, int] = (7, 63)
+    min_child_samples: tuple[int, int] = (20, 400)
+    feature_fraction: tuple[float, float] = (0.5, 1.0)
+    lambda_l2: tuple[float, float] = (0.0, 20.0)
+
+
+class CalibrationSpec(_Strict):
+    method: Literal["auto", "isotonic", "platt"] = "auto"  # auto: the lower cross-validated log loss
+
+
+class GateSpec(_Strict):
+    """Promotion gates: absolute ones for the first model, relative ones against the champion."""
+
+    min_auroc: Annotated[float, Field(ge=0.5, le=1)] = 0.65
+    max_ici: Annotated[float, Field(gt=0, le=1)] = 0.03
+    calibration_slope: tuple[float, float] = (0.8, 1.2)
+    max_auroc_drop: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_subgroup_auroc_drop: Annotated[float, Field(ge=0, le=1)] = 0.05
+    min_subgroup_size: Annotated[int, Field(ge=1)] = 200
+
+
+class Tier(_Strict):
+    name: str
+    min_probability: Annotated[float, Field(ge=0, le=1)]
+
+
+class ModelTraining(_Strict):
+    split: SplitSpec = SplitSpec()
+    lightgbm: LightGBMSpec = LightGBMSpec()
+    tuning: TuningSpec = TuningSpec()
+    calibration: CalibrationSpec = CalibrationSpec()
+    gates: GateSpec = GateSpec()
+    tiers: list[Tier] = [Tier(name="high", min_probability=0.3), Tier(name="elevated", min_probability=0.15),
+                         Tier(name="low", min_probability=0.0)]
+    review_capacity: list[Annotated[float, Field(gt=0, lt=1)]] = [0.01, 0.05, 0.10]
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_descend(cls, v: list[Tier]) -> list[Tier]:
+        mins = [t.min_probability for t in v]
+        if not v or mins != sorted(mins, reverse=True) or mins[-1] != 0.0 or len(set(mins)) != len(mins):
+            raise ValueError("tiers must be listed from highest to lowest min_probability, ending at 0")
+        return v
+
+    def tier(self, p: float) -> str:
+        return next(t.name for t in self.tiers if p >= t.min_probability)
+
+
 class ReadmissionSpec(_Strict):
     name: str
     description: str = ""
@@ -83,6 +160,7 @@ class ReadmissionSpec(_Strict):
     cohort: ReadmissionCohort = ReadmissionCohort()
     label: ReadmissionLabel = ReadmissionLabel()
     features: FeatureSpec = FeatureSpec()
+    model: ModelTraining = ModelTraining()
 
 
 class AdmissionSpec(_Strict):
@@ -92,6 +170,7 @@ class AdmissionSpec(_Strict):
     cohort: AdmissionCohort = AdmissionCohort()
     label: AdmissionLabel = AdmissionLabel()
     features: FeatureSpec = FeatureSpec()
+    model: ModelTraining = ModelTraining()
 
 
 ModelSpec = ReadmissionSpec | AdmissionSpec
