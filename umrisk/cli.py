@@ -123,13 +123,117 @@ def features_build(
 
         table = build_features(store, points, spec, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out, index=False)
+    # categories as plain strings: the file reads back the same everywhere and feeds a registered model
+    table.astype({c: "str" for c in feature_set(spec).categorical}).to_parquet(out, index=False)
     report_path = out.with_suffix(".cohort.json")
     report_path.write_text(json.dumps({"model": spec.name, **report.to_dict(),
                                        "features": feature_set(spec).names}, indent=2, default=float))
     typer.echo(report.render())
     typer.echo(f"Wrote {len(table):,} points x {len(feature_set(spec).names)} features to {out} "
                f"in {time.perf_counter() - start:.1f} s (cohort report: {report_path}).")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _spec_or_exit(model: str):
+    from features.spec import SpecError, load_spec
+
+    try:
+        return load_spec(model)
+    except SpecError as err:
+        _fail(str(err))
+
+
+TrackingOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                                                      "else sqlite:///mlflow.db here).")]
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="Model spec name in models/ or a YAML path.")],
+    data: Annotated[Path, typer.Option(help="Folder of the history store.")],
+    reports: Annotated[Path, typer.Option(help="Where reports and model cards go.")] = Path("reports"),
+    tracking_uri: TrackingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Build features, split by time and member, tune, fit, calibrate, evaluate, log to MLflow and
+    register the model as ``umrisk-<model>`` with the alias ``challenger``."""
+    from training import commands
+
+    _spec_or_exit(model)
+    if not data.is_dir():
+        _fail(f"{data}: no such store folder")
+    result = commands.train(model, data, reports, tracking_uri)
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+        return
+    t = result["test"]
+    typer.echo(f"Registered {result['registered_model']} version {result['version']} (alias challenger), "
+               f"run {result['run_id']}")
+    typer.echo(f"Test AUROC {t['auroc']:.3f} ({t['auroc_ci_low']:.3f}-{t['auroc_ci_high']:.3f}), AUPRC "
+               f"{t['auprc']:.3f}, Brier {t['brier']:.4f}, ICI {t['ici']:.4f}, slope {t['calibration_slope']:.2f}")
+    typer.echo("Baselines (AUROC): " + ", ".join(f"{k} {v:.3f}" for k, v in result["baselines"].items()))
+    typer.echo(f"Report: {result['report']}   Model card: {result['model_card']}")
+    typer.echo(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {result['tracking_uri']}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model spec name.")],
+    data: Annotated[Path, typer.Option(help="Folder of the history store.")],
+    out: Annotated[Path, typer.Option(help="Folder for the report and model card.")],
+    version: Annotated[str | None, typer.Option(help="Registered version number.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias (challenger or champion); default champion.")] = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Evaluate a registered version on the store's current test set; write the report and model card."""
+    from training import commands
+
+    _spec_or_exit(model)
+    if version and alias:
+        _fail("give --version or --alias, not both")
+    try:
+        result = commands.evaluate(model, data, out, version, alias, tracking_uri)
+    except Exception as err:  # noqa: BLE001 - registry look-ups fail with MLflow's own exceptions
+        if "not found" in str(err).lower() or "RESOURCE_DOES_NOT_EXIST" in str(err):
+            _fail(f"umrisk-{model}: no such version or alias ({err})")
+        raise
+    t = result["test"]
+    typer.echo(f"umrisk-{model} version {result['version']}: AUROC {t['auroc']:.3f} ({t['auroc_ci_low']:.3f}-"
+               f"{t['auroc_ci_high']:.3f}), ICI {t['ici']:.4f}; baselines " +
+               ", ".join(f"{k} {v:.3f}" for k, v in result["baselines"].items()))
+    typer.echo(f"Report: {result['report']}")
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Argument(help="Model spec name.")],
+    data: Annotated[Path | None, typer.Option(help="Store to evaluate on (default: the challenger's).")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if a gate fails (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; recorded on the version.")] = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Move the alias champion to the challenger if the spec's gates hold on the current test set."""
+    from training import commands
+
+    _spec_or_exit(model)
+    if force and not reason:
+        _fail("--force needs --reason TEXT (it is recorded on the version)")
+    try:
+        r = commands.promote(model, data, force, reason, tracking_uri)
+    except FileNotFoundError as err:
+        _fail(str(err))
+    for g in r["gates"]:
+        typer.echo(f"  [{'pass' if g['ok'] else 'FAIL'}] {g['gate']}: {g['value']:.4f} (limit {g['limit']})")
+    if r["promoted"]:
+        typer.echo(f"umrisk-{model} version {r['challenger']} is now champion"
+                   + (" (forced)" if r["forced"] else "") + ".")
+    else:
+        typer.echo(f"Gates failed: champion stays version {r['champion_after']}.")
+        raise typer.Exit(1)
 
 
 @app.command()
