@@ -37,10 +37,11 @@ def _report(out: Path, *, spec: ModelSpec, model: RiskModel, table: Table, rows:
                         baseline_scores)
 
 
-def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking_uri: str | None = None) -> dict:
+def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking_uri: str | None = None,
+          spec: ModelSpec | None = None) -> dict:
     """Build features, split, tune, fit, calibrate, evaluate, log, register as challenger."""
     registry.configure(tracking_uri)
-    spec = load_spec(model_name)
+    spec = spec or load_spec(model_name)
     seconds = {}
     t0 = time.perf_counter()
     table = build_table(data, spec)
@@ -92,10 +93,10 @@ def _test_rows(table: Table, spec: ModelSpec) -> np.ndarray:
 
 
 def evaluate(model_name: str, data: Path, out: Path, version: str | None = None, alias: str | None = None,
-             tracking_uri: str | None = None) -> dict:
+             tracking_uri: str | None = None, spec: ModelSpec | None = None) -> dict:
     """Evaluate a registered version on the test set of ``data``; write the report and log it to the run."""
     registry.configure(tracking_uri)
-    spec = load_spec(model_name)
+    spec = spec or load_spec(model_name)
     wrapped, mv = registry.load(spec.name, version, alias)
     table = build_table(data, spec)
     rows = _test_rows(table, spec)
@@ -108,7 +109,7 @@ def evaluate(model_name: str, data: Path, out: Path, version: str | None = None,
                    trained_on=trained_on, calibration=wrapped.risk_model.calibrator_.method, fingerprint=fingerprint)
     registry.log_artifacts(mv.run_id, out, f"evaluation-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
     m = ev["metrics"]
-    return {"model": spec.name, "version": mv.version, "report": str(path),
+    return {"model": spec.name, "version": str(mv.version), "report": str(path),
             "test": {k: m[k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ici")},
             "baselines": ev["baselines"]}
 
@@ -142,10 +143,10 @@ def gates(spec: ModelSpec, challenger: dict, champion: dict | None) -> list[dict
 
 
 def promote(model_name: str, data: Path | None = None, force: bool = False, reason: str | None = None,
-            tracking_uri: str | None = None) -> dict:
+            tracking_uri: str | None = None, spec: ModelSpec | None = None) -> dict:
     """Compare challenger and champion on the same current test set; move ``champion`` if the gates hold."""
     registry.configure(tracking_uri)
-    spec = load_spec(model_name)
+    spec = spec or load_spec(model_name)
     challenger, ch_mv = registry.load(spec.name, alias="challenger")
     try:
         champion, ca_mv = registry.load(spec.name, alias="champion")
@@ -157,7 +158,7 @@ def promote(model_name: str, data: Path | None = None, force: bool = False, reas
     table = build_table(data, spec)
     rows = _test_rows(table, spec)
     ev_ch = evaluate_model(challenger.risk_model, table, rows, spec, n_boot=200)
-    same = ca_mv is not None and ca_mv.version == ch_mv.version
+    same = ca_mv is not None and str(ca_mv.version) == str(ch_mv.version)
     ev_ca = None if champion is None or same else evaluate_model(champion.risk_model, table, rows, spec, n_boot=200)
     checks = gates(spec, ev_ch, ev_ca)
     passed = all(c["ok"] for c in checks)
@@ -167,8 +168,9 @@ def promote(model_name: str, data: Path | None = None, force: bool = False, reas
     if promoted:
         registry.set_alias(spec.name, "champion", ch_mv.version,
                            reason=(f"forced: {reason}" if force and not passed else reason or "gates passed"))
-    return {"model": spec.name, "challenger": ch_mv.version, "champion_before": ca_mv.version if ca_mv else None,
-            "champion_after": ch_mv.version if promoted else (ca_mv.version if ca_mv else None),
+    before = str(ca_mv.version) if ca_mv else None
+    return {"model": spec.name, "challenger": str(ch_mv.version), "champion_before": before,
+            "champion_after": str(ch_mv.version) if promoted else before,
             "promoted": promoted, "forced": bool(force and not passed), "gates": checks,
             "challenger_auroc": ev_ch["metrics"]["auroc"],
             "champion_auroc": ev_ca["metrics"]["auroc"] if ev_ca else None}

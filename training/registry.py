@@ -1,8 +1,8 @@
 """The MLflow registry: log a run, register ``umrisk-<model>``, move aliases, load a version.
 
 Tracking goes to ``MLFLOW_TRACKING_URI`` when it is set (a team's MLflow server), else to a local SQLite
-file ``mlflow.db`` with artifacts in ``mlruns/``, both in the working directory. Nothing is configured at
-import time: ``configure`` is called by the entry points.
+file ``mlflow.db`` in the working directory; with a SQLite store, artifacts go to ``mlruns/`` beside it.
+Nothing is configured at import time: ``configure`` is called by the entry points.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def experiment(model: str) -> str:
     name = registered_name(model)
     if mlflow.get_experiment_by_name(name) is None:
         uri = mlflow.get_tracking_uri()
-        location = None if uri.startswith("http") else (Path.cwd() / "mlruns" / name).as_uri()
+        location = None  # a tracking server decides where artifacts go
+        if uri.startswith("sqlite:///"):  # a local file: artifacts beside it, in mlruns/
+            location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns" / name).as_uri()
         mlflow.create_experiment(name, artifact_location=location)
     mlflow.set_experiment(name)
     return name
