@@ -72,26 +72,30 @@ def main() -> None:
 
 
 def features(n: int, store: Path) -> None:
-    t, mem, rc, out = run([sys.executable, str(Path(__file__).with_name("features_run.py")), str(store)],
-                          capture=True)
-    if rc != 0:
-        print(f"features  {n:>11,}  failed (exit {rc})", flush=True)
-        return
-    r = json.loads(out.strip().splitlines()[-1])
-    adm = r["admission_cohort_s"] + r["admission_features_s"]
-    verdict = "met" if adm <= 300 and mem <= 12 else "MISSED"
-    ratio = r["counts_umrisk_s"] / r["counts_duckdb_s"]
-    print(f"  features {n:,} members: store of {r['events']:,} events loaded in {r['load_s']:.1f} s; "
-          f"process peak {mem:.2f} GiB", flush=True)
-    print(f"    admission_180d at one date: {r['admission_points']:,} points, cohort {r['admission_cohort_s']:.1f} s "
-          f"+ features {r['admission_features_s']:.1f} s = {adm:.1f} s, {r['events'] / adm:,.0f} events/s "
-          + (f"(target < 300 s, < 12 GiB: {verdict})" if n >= 1_000_000 else ""), flush=True)
-    rd = r["readmission_cohort_s"] + r["readmission_features_s"]
-    print(f"    readmission_30d: {r['readmission_points']:,} index stays, {rd:.1f} s, "
-          f"{r['events'] / rd:,.0f} events/s", flush=True)
-    print(f"    windowed counts (9 settings x 5 windows), median of 3: umrisk {r['counts_umrisk_s']:.2f} s, "
-          f"DuckDB {r['counts_duckdb_s']:.2f} s, ratio {ratio:.2f} (target <= 2: "
-          f"{'met' if ratio <= 2 else 'MISSED'}); results equal: {r['counts_equal']}", flush=True)
+    runner = str(Path(__file__).with_name("features_run.py"))
+    results = {}
+    for task in ("admission", "readmission", "counts"):
+        t, mem, rc, out = run([sys.executable, runner, str(store), task], capture=True)
+        if rc != 0:
+            print(f"  features {task} {n:,}: failed (exit {rc})", flush=True)
+            return
+        results[task] = {**json.loads(out.strip().splitlines()[-1]), "peak": mem, "wall": t}
+    a, r, c = results["admission"], results["readmission"], results["counts"]
+    print(f"  features {n:,} members: a store of {a['events']:,} events (loaded in {a['load_s']:.1f} s)", flush=True)
+    total = a["load_s"] + a["cohort_s"] + a["features_s"]
+    ok = total <= 300 and a["peak"] <= 12
+    print(f"    admission_180d at one date: {a['points']:,} points; load {a['load_s']:.1f} s + cohort "
+          f"{a['cohort_s']:.1f} s + features {a['features_s']:.1f} s = {total:.1f} s, "
+          f"{a['events'] / total:,.0f} events/s, peak {a['peak']:.2f} GiB"
+          + (f"  (target < 300 s, < 12 GiB: {'met' if ok else 'MISSED'})" if n >= 1_000_000 else ""), flush=True)
+    total = r["load_s"] + r["cohort_s"] + r["features_s"]
+    print(f"    readmission_30d: {r['points']:,} index stays; load {r['load_s']:.1f} s + cohort {r['cohort_s']:.1f} s "
+          f"+ features {r['features_s']:.1f} s = {total:.1f} s, {r['events'] / total:,.0f} events/s, "
+          f"peak {r['peak']:.2f} GiB", flush=True)
+    ratio = c["counts_umrisk_s"] / c["counts_duckdb_s"]
+    print(f"    windowed counts (9 settings x 5 windows), median of 3: umrisk {c['counts_umrisk_s']:.2f} s, "
+          f"DuckDB {c['counts_duckdb_s']:.2f} s, ratio {ratio:.2f} (target <= 2: "
+          f"{'met' if ratio <= 2 else 'MISSED'}); results equal: {c['counts_equal']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """One feature-building measurement, run as its own process by ``bench`` (prints one JSON line).
 
-Times, on a store: loading, the admission cohort at one scoring date and its features, the readmission
-cohort and its features, and the windowed utilization counts (9 settings x 5 windows) computed by
-umrisk's EventIndex and, side by side on the same in-memory frames, by DuckDB; the two must agree.
+``TASK`` is ``admission`` (load, the cohort at one scoring date, its features), ``readmission`` (load,
+every index stay, its features) or ``counts`` (the windowed utilization counts, 9 settings x 5 windows,
+by umrisk's EventIndex and, side by side on the same in-memory frames, by DuckDB; the two must agree).
 """
 
 from __future__ import annotations
@@ -56,42 +56,46 @@ def duckdb_counts(enc: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     return con.execute(sql).df().drop(columns="i")
 
 
-def main(store_dir: str) -> None:
+def main(store_dir: str, task: str) -> None:
     res: dict = {}
     t0 = time.perf_counter()
     store = load_store(store_dir)
     res["load_s"] = time.perf_counter() - t0
     res["events"] = int(sum(len(store[t]) for t in ("encounters", "diagnoses", "procedures", "medications", "labs")))
-    adm = load_spec("admission_180d")
-    t0 = time.perf_counter()
-    pts, _ = admission_cohort(store, adm, dates=[pd.Timestamp("2025-06-01")])
-    res["admission_cohort_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    build_features(store, pts, adm)
-    res["admission_features_s"] = time.perf_counter() - t0
-    res["admission_points"] = len(pts)
-    rd = load_spec("readmission_30d")
-    t0 = time.perf_counter()
-    rpts, _ = readmission_cohort(store, rd)
-    res["readmission_cohort_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    build_features(store, rpts, rd)
-    res["readmission_features_s"] = time.perf_counter() - t0
-    res["readmission_points"] = len(rpts)
-    enc = store["encounters"]
-    ours, theirs = [], []
-    for _ in range(3):
+    if task == "admission":
+        spec = load_spec("admission_180d")
         t0 = time.perf_counter()
-        a = umrisk_counts(enc, pts)
-        ours.append(time.perf_counter() - t0)
+        pts, _ = admission_cohort(store, spec, dates=[pd.Timestamp("2025-06-01")])
+        res["cohort_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        b = duckdb_counts(enc, pts)
-        theirs.append(time.perf_counter() - t0)
-    res["counts_equal"] = bool((a.to_numpy() == b.to_numpy()).all())
-    res["counts_umrisk_s"] = float(np.median(ours))
-    res["counts_duckdb_s"] = float(np.median(theirs))
+        build_features(store, pts, spec)
+        res["features_s"] = time.perf_counter() - t0
+        res["points"] = len(pts)
+    elif task == "readmission":
+        spec = load_spec("readmission_30d")
+        t0 = time.perf_counter()
+        pts, _ = readmission_cohort(store, spec)
+        res["cohort_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        build_features(store, pts, spec)
+        res["features_s"] = time.perf_counter() - t0
+        res["points"] = len(pts)
+    else:
+        pts, _ = admission_cohort(store, load_spec("admission_180d"), dates=[pd.Timestamp("2025-06-01")])
+        enc = store["encounters"][["member_id", "setting", "admit_time"]].astype({"member_id": "str", "setting": "str"})
+        ours, theirs = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            a = umrisk_counts(enc, pts)
+            ours.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            b = duckdb_counts(enc, pts)
+            theirs.append(time.perf_counter() - t0)
+        res["counts_equal"] = bool((a.to_numpy() == b.to_numpy()).all())
+        res["counts_umrisk_s"] = float(np.median(ours))
+        res["counts_duckdb_s"] = float(np.median(theirs))
     print(json.dumps(res))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -177,9 +177,8 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     step("labs")  # last value at or before as_of within the lookback
     labs = store["labs"]
     lm = mc.encode(labs["member_id"])
-    lcode = labs["code"].astype(str).to_numpy()
     for lab, (loincs, _unit, _rule, _w) in LABS.items():
-        sel = np.isin(lcode, loincs)
+        sel = labs["code"].isin(loincs).to_numpy()
         v, _t = EventIndex(lm[sel], seconds(labs["time"].to_numpy()[sel]),
                            labs["value"].to_numpy(dtype=float)[sel]).last(pm, as_of, fs.lab_lookback_days)
         out[f"lab_{lab}"] = v
@@ -196,9 +195,9 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     emap, eweights = codes.elixhauser()
     for prefix, pmap, names in (("cci", cmap, labels["charlson"]), ("elx", emap, labels["elixhauser"]),
                                 ("cc", codes.chronic(), labels["chronic"])):
-        flags = pmap.flags(dx["code_system"], dx["code"], names)
-        for c in names:
-            sel = flags[c].to_numpy()
+        key, table = pmap.lookup(dx["code_system"], dx["code"], names)
+        for j, c in enumerate(names):
+            sel = table[key, j]  # one boolean column at a time, not a rows x conditions matrix
             out[f"{prefix}_{c}"] = (EventIndex(dxm[sel], dxt[sel]).count(pm, as_of, lb) > 0).astype(np.int8)
     cci = {c: out[f"cci_{c}"].astype(bool) for c in labels["charlson"]}
     for lower, upper in CHARLSON_HIERARCHY:
@@ -214,10 +213,12 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     med = store["medications"]
     mm = mc.encode(med["member_id"])
     mt = seconds(med["time"])
-    klass = med["drug_class"].fillna(med["code"].astype(str)).astype(str).to_numpy()
+    cls_idx, cls_names = pd.factorize(med["drug_class"])
+    code_idx, code_names = pd.factorize(med["code"])
+    inv = np.where(cls_idx >= 0, cls_idx, len(cls_names) + code_idx)  # the code stands in for a missing class
+    uniq = [*map(str, cls_names), *map(str, code_names)]
     for w in fs.medication_windows_days:
         out[f"n_drug_classes_{w}d"] = np.zeros(len(points), dtype=np.int64)
-    uniq, inv = np.unique(klass, return_inverse=True) if len(klass) else (np.array([]), np.array([], int))
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
     w0 = fs.medication_windows_days[0]
@@ -254,7 +255,7 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
 def _stay_lab(store, mc: MemberCodes, pm: np.ndarray, points: pd.DataFrame, lab: str) -> tuple[np.ndarray, np.ndarray]:
     """The last value of ``lab`` during the index stay (admission to discharge), NaN when none."""
     labs = store["labs"]
-    sel = labs["code"].astype(str).isin(LABS[lab][0]).to_numpy()
+    sel = labs["code"].isin(LABS[lab][0]).to_numpy()
     idx = EventIndex(mc.encode(labs["member_id"])[sel], seconds(labs["time"].to_numpy()[sel]),
                      labs["value"].to_numpy(dtype=float)[sel])
     as_of = seconds(points["as_of"])

@@ -49,27 +49,33 @@ class PrefixMap:
             out |= self.prefix.get((system, code[:k]), set())
         return out
 
-    def flags(self, systems: pd.Series, codes: pd.Series, labels: list[str]) -> pd.DataFrame:
-        """One boolean column per label: does the row's code fall in it.
+    def lookup(self, systems: pd.Series, codes: pd.Series, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(row_key, table)``: ``table[row_key[i], j]`` says whether row i's code has ``labels[j]``.
 
-        Codes and systems are factorized (hashing, no sort) and each distinct pair is looked up once.
+        Codes and systems are factorized (hashing, no sort; categories are free) and each distinct pair is
+        looked up once, so a column of a hundred million codes costs a few integer arrays.
         """
         code_idx, code_uniq = pd.factorize(codes, use_na_sentinel=True)
-        sys_idx, sys_uniq = pd.factorize(systems.astype("str"), use_na_sentinel=True)
-        pair = np.where((code_idx < 0) | (sys_idx < 0), -1, code_idx.astype(np.int64) * (len(sys_uniq) + 1) + sys_idx)
+        sys_idx, sys_uniq = pd.factorize(systems, use_na_sentinel=True)
+        width = len(sys_uniq) + 1
+        pair = np.where((code_idx < 0) | (sys_idx < 0), -1, code_idx.astype(np.int64) * width + sys_idx)
         pair_idx, pair_uniq = pd.factorize(pair)
-        norm = normalize(pd.Series(code_uniq, dtype="str")).fillna("").to_numpy()
+        norm = normalize(pd.Series(np.asarray(code_uniq, dtype=object), dtype="str")).fillna("").to_numpy()
         table = np.zeros((len(pair_uniq) + 1, len(labels)), dtype=bool)  # last row: missing code or system
         pos = {lab: j for j, lab in enumerate(labels)}
         for i, p in enumerate(pair_uniq):
             if p < 0:
                 continue
-            c, sysi = divmod(int(p), len(sys_uniq) + 1)
-            for lab in self.labels(str(sys_uniq[sysi]), norm[c]):
+            c, si = divmod(int(p), width)
+            for lab in self.labels(str(sys_uniq[si]), norm[c]):
                 if lab in pos:
                     table[i, pos[lab]] = True
-        rows = np.where(pair_idx < 0, len(pair_uniq), pair_idx)
-        return pd.DataFrame(table[rows], columns=labels, index=codes.index)
+        return np.where(pair_idx < 0, len(pair_uniq), pair_idx), table
+
+    def flags(self, systems: pd.Series, codes: pd.Series, labels: list[str]) -> pd.DataFrame:
+        """One boolean column per label: does the row's code fall in it (for small frames)."""
+        key, table = self.lookup(systems, codes, labels)
+        return pd.DataFrame(table[key], columns=labels, index=codes.index)
 
 
 @cache

@@ -30,6 +30,11 @@ class MemberCodes:
         self.categories = pd.Index(pd.unique(ids.astype(str)))
 
     def encode(self, ids: pd.Series) -> np.ndarray:
+        """The code of each id (-1 when unknown); a categorical column is mapped through its categories."""
+        if isinstance(ids.dtype, pd.CategoricalDtype):
+            by_category = self.categories.get_indexer(ids.cat.categories.astype(str)).astype(np.int64)
+            codes = ids.cat.codes.to_numpy()
+            return np.where(codes >= 0, by_category[codes], -1)
         return self.categories.get_indexer(ids.astype(str)).astype(np.int64)
 
 

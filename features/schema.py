@@ -275,14 +275,34 @@ def write_table(df: pd.DataFrame, dataset: Path | str, table: str, part: int = 0
     return path
 
 
-def read_table(dataset: Path | str, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read every part of ``table`` into one frame (empty with canonical columns if absent)."""
+# Repetitive string columns, read as dictionary-encoded categories: a million members' ids repeated over
+# a hundred million events cost an integer per row instead of a string. Unique ids stay plain strings.
+DICTIONARY_COLUMNS = frozenset({
+    "member_id", "sex", "race_ethnicity", "state", "line_of_business", "setting", "admission_type",
+    "discharge_disposition", "principal_dx", "facility_id", "code", "code_system", "drug_class", "unit",
+    "service_type", "urgency", "status",
+})
+
+
+def read_table(dataset: Path | str, table: str, columns: Sequence[str] | None = None,
+               categories: bool = False) -> pd.DataFrame:
+    """Read every part of ``table`` into one frame (empty with canonical columns if absent).
+
+    With ``categories``, the repetitive string columns come back as pandas categories (same values, far
+    less memory), their dictionaries unified across parts.
+    """
     files = table_files(dataset, table)
     spec = TABLES[table]
+    cols = list(columns) if columns else None
     if not files:
-        return pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(spec.column(c).kind)) for c in (columns or spec.names)})
-    return pd.concat([pd.read_parquet(f, columns=list(columns) if columns else None) for f in files],
-                     ignore_index=True)
+        return pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(spec.column(c).kind)) for c in (cols or spec.names)})
+    if not categories:
+        return pd.concat([pd.read_parquet(f, columns=cols) for f in files], ignore_index=True)
+    wanted = cols or pq.read_schema(files[0]).names
+    parts = [pq.read_table(f, columns=cols, read_dictionary=[c for c in wanted if c in DICTIONARY_COLUMNS])
+             for f in files]
+    arrow = pa.concat_tables(parts).unify_dictionaries().combine_chunks()
+    return arrow.to_pandas()
 
 
 def iter_table(
