@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the locked dependencies and umrisk
 
-demo: $(STAMP) ## Main job: generate the default population, validate it, print its summary
+demo: $(STAMP) ## Main job: generate the default population, validate, build features, train and promote both models
 	$(BIN)/umrisk demo --out $(DEMO) --members $(MEMBERS)
 
 test: $(STAMP) ## Run lint and the test suite
@@ -34,6 +34,6 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (needs uv)
 	uv pip compile --python-version 3.11 pyproject.toml --extra dev -o requirements.lock
 
 clean: ## Remove the virtual environment and generated data
-	rm -rf $(VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) $(DEMO) .pytest_cache mlflow.db mlruns reports
 
 .PHONY: help install demo test bench lock clean

@@ -66,6 +66,8 @@ def main() -> None:
             t, mem, rc, _ = run([umrisk, "data", "validate", str(out)])
             print(f"{'validate':<10}{n:>11,}{t:>10.1f}{n / t:>12,.0f}{mem:>10.2f}  exit {rc}", flush=True)
             features(n, out)
+            if n == 100_000:
+                training(out)
             shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -96,6 +98,39 @@ def features(n: int, store: Path) -> None:
     print(f"    windowed counts (9 settings x 5 windows), median of 3: umrisk {c['counts_umrisk_s']:.2f} s, "
           f"DuckDB {c['counts_duckdb_s']:.2f} s, ratio {ratio:.2f} (target <= 2: "
           f"{'met' if ratio <= 2 else 'MISSED'}); results equal: {c['counts_equal']}", flush=True)
+
+
+def training(store: Path) -> None:
+    """Issue 4 targets on the default 100,000-member population."""
+    t, mem, rc, out = run([sys.executable, str(Path(__file__).with_name("training_run.py")), str(store)],
+                          capture=True)
+    if rc != 0:
+        print(f"  training: failed (exit {rc})", flush=True)
+        return
+    r = json.loads(out.strip().splitlines()[-1])
+    print(f"  training both models (default tuning budgets, MLflow on): {r['total_wall']:.0f} s, peak {mem:.2f} GiB "
+          f"(target < 600 s: {'met' if r['total_wall'] < 600 else 'MISSED'})", flush=True)
+    for model in ("readmission_30d", "admission_180d"):
+        m = r[model]
+        s, test, base = m["seconds"], m["test"], m["baselines"]
+        work = sum(v for k, v in s.items() if k != "mlflow")
+        share = s["mlflow"] / work
+        oracle = base.get("oracle", float("nan"))
+        line = (f"    {model}: {m['wall']:.0f} s (features {s['features']:.0f}, tuning {s['tuning']:.0f}, fit "
+                f"{s['fit']:.0f}, evaluation {s['evaluation']:.0f}, report {s['report']:.0f}, "
+                f"MLflow {s['mlflow']:.1f}); "
+                f"test AUROC {test['auroc']:.3f} ({test['auroc_ci_low']:.3f}-{test['auroc_ci_high']:.3f}), oracle "
+                f"{oracle:.3f} (gap {oracle - test['auroc']:.3f}, target <= 0.03: "
+                f"{'met' if oracle - test['auroc'] <= 0.03 else 'MISSED'}); ICI {test['ici']:.4f} (target <= 0.02: "
+                f"{'met' if test['ici'] <= 0.02 else 'MISSED'}); MLflow adds {share:.1%} (target <= 10 %: "
+                f"{'met' if share <= 0.10 else 'MISSED'})")
+        if model == "readmission_30d":
+            lead = test["auroc"] - max(base["lace"], base["hospital"])
+            line += (f"; LACE {base['lace']:.3f}, HOSPITAL {base['hospital']:.3f}, lead {lead:+.3f} "
+                     f"(target >= 0.05: {'met' if lead >= 0.05 else 'MISSED'})")
+        else:
+            line += f"; prior-year admissions {base['prior_year_admissions']:.3f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

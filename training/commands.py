@@ -72,12 +72,16 @@ def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking
         params=params, metrics=metrics, fingerprint=fingerprint,
         tags={"data_dir": str(Path(data).resolve()), "trained_from": str(trained_on[0]),
               "trained_to": str(trained_on[1]), "split_cut": str(split.cut)})
+    seconds["mlflow"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     out = reports / spec.name / f"v{logged.version}"
     _report(out, spec=spec, model=trained.model, table=table, rows=split.test, ev=ev, version=logged.version,
             run_id=logged.run_id, split=split.sizes(), trained_on=trained_on,
             calibration=trained.model.calibrator_.method, fingerprint=fingerprint)
+    seconds["report"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     registry.log_artifacts(logged.run_id, out, "evaluation")
-    seconds["mlflow"] = time.perf_counter() - t0
+    seconds["mlflow"] += time.perf_counter() - t0
     return {"model": spec.name, "registered_model": logged.name, "version": logged.version, "run_id": logged.run_id,
             "alias": "challenger", "report": str(out / "report.html"), "model_card": str(out / "model_card.md"),
             "test": {k: m[k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ici", "e90",

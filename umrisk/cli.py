@@ -236,13 +236,47 @@ def promote(
         raise typer.Exit(1)
 
 
+@app.command("train-table")
+def train_table(
+    table: Annotated[Path, typer.Argument(help="A feature table: CSV (any common delimiter) or Parquet.")],
+    label: Annotated[str, typer.Option(help="The outcome column.")],
+    positive: Annotated[str | None, typer.Option(help="The label value that is the event (needed when the "
+                                                      "label is not yes/no, true/false or 1/0).")] = None,
+    group: Annotated[str | None, typer.Option(help="Column of the member or patient id (no group on both "
+                                                   "sides of the split).")] = None,
+    time: Annotated[str | None, typer.Option(help="Column of the prediction time (later rows test).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Columns to leave out (repeatable).")] = None,
+    name: Annotated[str | None, typer.Option(help="Model name (default: the file name).")] = None,
+    reports: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports"),
+    tracking_uri: TrackingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train, calibrate, evaluate and register a model on a table you already have."""
+    from training.table import TableError
+    from training.table import train_table as run
+
+    try:
+        r = run(table, label, name, group, time, exclude, positive, reports, tracking_uri)
+    except TableError as err:
+        _fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(r, default=str))
+        return
+    for note in r["notes"]:
+        typer.echo(f"  note: {note}")
+    t = r["test"]
+    typer.echo(f"Registered {r['registered_model']} version {r['version']} (alias challenger), run {r['run_id']}")
+    typer.echo(f"Test AUROC {t['auroc']:.3f}, AUPRC {t['auprc']:.3f}, Brier {t['brier']:.4f}, ICI {t['ici']:.4f}")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder of the demo population.")] = Path("demo-data"),
     members: Annotated[int, typer.Option(min=1000)] = 20_000,
     seed: int = 1,
 ) -> None:
-    """The main job on the embedded default: generate a population, validate it, print its summary."""
+    """The main job on the embedded default: generate a population, validate it, build features, train,
+    evaluate and promote both models (MLflow in ./mlflow.db, reports in ./reports)."""
     from features.validate import validate_dataset
 
     typer.echo(f"== Generating {members:,} members over 3 years (seed {seed}) into {out}")
@@ -255,9 +289,30 @@ def demo(
     for model in ("readmission_30d", "admission_180d"):
         typer.echo(f"== Building {model} features")
         features_build(model, data=out, out=out / "features" / f"{model}.parquet")
+    from training import commands, registry
+
+    uri = registry.configure(None)
+    reports = Path("reports")
+    cards = []
+    for model in ("readmission_30d", "admission_180d"):
+        typer.echo(f"== Training {model} (tuning, calibration, evaluation, MLflow)")
+        r = commands.train(model, out, reports)
+        t = r["test"]
+        typer.echo(f"   version {r['version']}: test AUROC {t['auroc']:.3f} ({t['auroc_ci_low']:.3f}-"
+                   f"{t['auroc_ci_high']:.3f}), ICI {t['ici']:.4f}; baselines "
+                   + ", ".join(f"{k} {v:.3f}" for k, v in r["baselines"].items()))
+        typer.echo(f"== Promoting {model}")
+        p = commands.promote(model, out)
+        failed = [g["gate"] for g in p["gates"] if not g["ok"]]
+        typer.echo(f"   champion: version {p['champion_after']}" + (f" (gates failed: {failed})" if failed else ""))
+        cards.append((model, r["report"], r["model_card"]))
     typer.echo(f"\nDone. The store is in {out}/ (one folder of Parquet parts per table), the ground truth in "
                f"{out}/truth/, the summary in {out}/generation_summary.json, the feature tables and cohort "
                f"reports in {out}/features/.")
+    for model, report_path, card in cards:
+        typer.echo(f"{model}: report {report_path}  model card {card}")
+    typer.echo(f"MLflow: tracking store {uri}; browse it with\n  .venv/bin/mlflow ui --backend-store-uri {uri} "
+               "--port 5000   (then open http://127.0.0.1:5000)")
 
 
 if __name__ == "__main__":
