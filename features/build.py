@@ -111,7 +111,7 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     mrow = members.set_index("member_id").reindex(points["member_id"].astype(str))
     birth = seconds(mrow["birth_date"])
     out["age"] = np.where(birth >= 0, (as_of - birth) / (365.25 * day), np.nan)
-    out["sex"] = mrow["sex"].fillna("U").to_numpy()
+    out["sex"] = mrow["sex"].astype("str").fillna("U").to_numpy()
     enr = store["enrollment"]
     e_idx = EventIndex(mc.encode(enr["member_id"]), seconds(enr["start_date"]),
                        np.arange(len(enr), dtype=float))
@@ -164,9 +164,9 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
         first = inpatient.sort_values("encounter_id").drop_duplicates(["member_id", "admit_time"]).set_index(
             ["member_id", "admit_time"]).reindex(pd.MultiIndex.from_arrays(
                 [points["member_id"].astype(str), points["index_admit_time"]]))
-        out["admission_type"] = first["admission_type"].fillna("unknown").to_numpy()
-        out["discharge_disposition"] = last["discharge_disposition"].fillna("unknown").to_numpy()
-        pdx = first["principal_dx"].fillna("")
+        out["admission_type"] = first["admission_type"].astype("str").fillna("unknown").to_numpy()
+        out["discharge_disposition"] = last["discharge_disposition"].astype("str").fillna("unknown").to_numpy()
+        pdx = first["principal_dx"].astype("str").fillna("")
         psys = infer_dx_system(pdx)
         out["principal_dx_group"] = dx_group(pdx.reset_index(drop=True), psys.reset_index(drop=True)).to_numpy()
         p_idx = EventIndex(mc.encode(procs["member_id"]), seconds(procs["time"]))

@@ -115,8 +115,9 @@ def planned_stays(stays: pd.DataFrame, diagnoses: pd.DataFrame, procedures: pd.D
     pdx = diagnoses[diagnoses["is_principal"]].drop_duplicates("encounter_id")[["encounter_id", "code_system"]]
     principal = stays[["first_encounter_id", "principal_dx"]].merge(
         pdx, left_on="first_encounter_id", right_on="encounter_id", how="left")
-    system = principal["code_system"].fillna(infer_dx_system(principal["principal_dx"]))
-    dxf = pm.flags(system, principal["principal_dx"].fillna(""), ["always_planned_diagnosis", "acute_diagnosis"])
+    system = principal["code_system"].astype("str").fillna(infer_dx_system(principal["principal_dx"]))
+    dxf = pm.flags(system, principal["principal_dx"].astype("str").fillna(""),
+                   ["always_planned_diagnosis", "acute_diagnosis"])
     proc = procedures[procedures["encounter_id"].isin(link["encounter_id"])]
     pf = pm.flags(proc["code_system"], proc["code"], ["always_planned_procedure", "potentially_planned_procedure"])
     pf["stay"] = proc["encounter_id"].map(link.set_index("encounter_id")["stay"]).to_numpy()

@@ -166,7 +166,7 @@ def train_table(path: Path, label: str, name: str | None = None, group: str | No
     model.fit(X.iloc[train], y[train], X.iloc[valid], y[valid], X.iloc[calib], y[calib], settings.calibration.method)
     p = model.predict_proba(X.iloc[test])
     metrics = evaluate(y[test], p, settings.review_capacity)
-    groups = {c: X[c].iloc[test].fillna("missing") for c in t.categorical[:3]
+    groups = {c: X[c].iloc[test].astype("str").fillna("missing") for c in t.categorical[:3]
               if X[c].iloc[test].nunique() <= 12}
     ev = {"y": y[test], "p": p, "metrics": metrics, "net_benefit": net_benefit(y[test], p), "baselines": {},
           "subgroups": subgroups(y[test], p, groups, min_size=settings.gates.min_subgroup_size)}

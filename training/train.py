@@ -120,7 +120,7 @@ def evaluate_model(model: RiskModel, table: Table, rows: np.ndarray, spec: Model
     if table.demographics is not None:
         race = table.demographics["race_ethnicity"].iloc[rows]
         if race.notna().any():
-            groups["race and ethnicity"] = race.fillna("unknown").astype(str)
+            groups["race and ethnicity"] = race.astype("str").fillna("unknown")
     return {
         "metrics": evaluate(y, p, spec.model.review_capacity, n_boot=n_boot),
         "subgroups": subgroups(y, p, groups, min_size=spec.model.gates.min_subgroup_size),

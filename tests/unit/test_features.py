@@ -179,3 +179,23 @@ def test_truncated_store_gives_identical_features_before_the_cut(built):
         early = pts["as_of"] <= cut
         assert early.sum() > 50
         pd.testing.assert_frame_equal(build_features(trunc, pts[early], spec), full[early], check_categorical=False)
+
+
+def test_features_on_an_imported_synthea_export(tmp_path):
+    """The whole path on real-format data: import, compact load (categories), both cohorts, features."""
+    from features.importers import run_import
+    from tests.importing import SHARED_DATA
+
+    out = tmp_path / "synthea"
+    assert run_import("synthea", SHARED_DATA / "synthea-sample", out).ok
+    store = load_store(out)
+    assert isinstance(store["diagnoses"]["code"].dtype, pd.CategoricalDtype)
+    for spec in (READMIT, ADMIT):
+        cohort = readmission_cohort if spec.task == "readmission" else admission_cohort
+        pts, report = cohort(store, spec)
+        assert len(pts) > 0, report.render()
+        f = build_features(store, pts, spec)
+        assert list(f.columns[-len(feature_set(spec).names):]) == feature_set(spec).names
+        assert f["age"].between(0, 120).all()
+    # SNOMED-coded conditions reach the comorbidity flags
+    assert f.filter(like="cc_").to_numpy().sum() > 0
