@@ -117,7 +117,7 @@ def catalog(fs: FeatureSpec, conditions: dict[str, list[str]]) -> list[FeatureIn
         out.append(FeatureInfo(f"cc_{c}", f"Chronic condition: {words} (CMS CCW codes, last {lb} days)", "flag",
                                "chronic conditions", "flag", reason=words))
     out.append(FeatureInfo("n_chronic", "Number of chronic conditions", "count", "chronic conditions",
-                           reason="{value:.0f} chronic conditions"))
+                           reason="{value:.0f} chronic condition(s)"))
     for w in fs.medication_windows_days:
         out.append(FeatureInfo(f"n_drug_classes_{w}d", f"Distinct drug classes filled in the last {w} days",
                                "count", "medications", reason=f"{{value:.0f}} drug classes in the last {w} days"))

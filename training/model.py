@@ -30,15 +30,16 @@ class RiskModel:
         missing = [c for c in self.features if c not in X.columns]
         if missing:
             raise KeyError(f"missing feature column(s): {', '.join(missing[:10])}")
-        out = X[self.features].copy()
+        numeric = [c for c in self.features if c not in self.categorical]
+        try:
+            out = X[numeric].astype("float64")  # one block conversion; strings fall back below
+        except (TypeError, ValueError):
+            out = X[numeric].apply(lambda s: pd.to_numeric(s, errors="coerce")).astype("float64")
         levels = getattr(self, "levels_", None)
         for c in self.categorical:
-            cats = levels[c] if levels else sorted(pd.Series(out[c]).dropna().astype(str).unique())
-            out[c] = pd.Categorical(out[c].astype("object").where(out[c].notna(), None), categories=cats)
-        for c in self.features:
-            if c not in self.categorical:
-                out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
-        return out
+            cats = levels[c] if levels else sorted(pd.Series(X[c]).dropna().astype(str).unique())
+            out[c] = pd.Categorical(X[c].astype("object").where(X[c].notna(), None), categories=cats)
+        return out[self.features]
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame, y_valid: np.ndarray,
@@ -70,6 +71,30 @@ class RiskModel:
         p = self.predict_raw(X)
         cal: Calibrator | None = self.calibrator_
         return cal.transform(p) if cal is not None else p
+
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The prepared frame as the float matrix LightGBM builds from it: categories as their codes in the
+        training levels (missing as NaN). Predicting on it skips LightGBM's per-call pandas conversion."""
+        prepared = self.prepare(X)
+        out = np.empty((len(prepared), len(self.features)), dtype=np.float64)
+        for j, c in enumerate(self.features):
+            col = prepared[c]
+            if c in self.categorical:
+                codes = col.cat.codes.to_numpy().astype(np.float64)
+                codes[codes < 0] = np.nan
+                out[:, j] = codes
+            else:
+                out[:, j] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def predict_explained(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Calibrated probabilities and TreeSHAP contributions, preparing the frame once."""
+        m = self.matrix(X)
+        raw = self.booster_.predict(m, num_iteration=self.best_iteration_)
+        c = self.booster_.predict(m, num_iteration=self.best_iteration_, pred_contrib=True)
+        cal: Calibrator | None = self.calibrator_
+        p = cal.transform(raw) if cal is not None else raw
+        return p, pd.DataFrame(c, columns=[*self.features, "bias"], index=X.index)
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions on the log-odds scale, one column per feature plus ``bias``."""

@@ -15,6 +15,10 @@ data_app = typer.Typer(help="The history store: generate, import, validate.", no
 app.add_typer(data_app, name="data")
 features_app = typer.Typer(help="Cohorts, labels and point-in-time features.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+token_app = typer.Typer(help="Bearer tokens for the service.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+audit_app = typer.Typer(help="The audit log of served scores.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 def _generate(members: int, years: int, seed: int, out: Path, workers: int) -> dict:
@@ -267,6 +271,73 @@ def train_table(
     t = r["test"]
     typer.echo(f"Registered {r['registered_model']} version {r['version']} (alias challenger), run {r['run_id']}")
     typer.echo(f"Test AUROC {t['auroc']:.3f}, AUPRC {t['auprc']:.3f}, Brier {t['brier']:.4f}, ICI {t['ici']:.4f}")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="reviewer, outreach or admin.")],
+    tokens: Annotated[Path, typer.Option(help="The token file the service reads.")] = Path("umrisk-tokens.json"),
+    name: Annotated[str, typer.Option(help="Who or what the token is for (kept in the file).")] = "",
+) -> None:
+    """Create a token: printed once, only its SHA-256 hash is stored."""
+    from serving.auth import ROLES, create_token
+
+    if role not in ROLES:
+        _fail(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    token_id, token = create_token(tokens, role, name)
+    typer.echo(token)
+    typer.echo(f"(token {token_id}, role {role}, hash stored in {tokens}; this token is not shown again)", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify(file: Annotated[Path, typer.Argument(help="The audit log (JSON lines).")]) -> None:
+    """Check the hash chain of an audit log; name the first broken entry."""
+    from serving.audit import verify
+
+    if not file.exists():
+        _fail(f"{file}: no such file")
+    ok, n, message = verify(file)
+    typer.echo(message if ok else f"BROKEN after {n} good entries: {message}")
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def serve(
+    data: Annotated[Path, typer.Option(help="The history store members are looked up in.")],
+    port: Annotated[int, typer.Option(help="Port.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface (loopback by default: the service handles PHI).")] =
+    "127.0.0.1",
+    tokens: Annotated[Path, typer.Option(help="Token file.")] = Path("umrisk-tokens.json"),
+    audit: Annotated[Path, typer.Option(help="Audit log (append-only JSON lines).")] = Path("audit/audit.jsonl"),
+    tracking_uri: TrackingOpt = None,
+    max_batch: Annotated[int, typer.Option(help="Most member ids per score request.")] = 1000,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 2_000_000,
+) -> None:
+    """Start the BentoML service with the champion version of each model."""
+    import os
+    import subprocess
+    import sys
+
+    from serving.state import NoChampion, Settings, load_champions
+    from training import registry
+
+    if not data.is_dir():
+        _fail(f"{data}: no such store folder")
+    uri = registry.configure(tracking_uri)
+    settings = Settings(data=data.resolve(), tokens=tokens.resolve(), audit=audit.resolve(), tracking_uri=uri,
+                        max_batch=max_batch, max_body_bytes=max_body_bytes)
+    try:
+        champions = load_champions(settings)
+    except NoChampion as err:
+        _fail(str(err), 1)
+    typer.echo("Serving " + ", ".join(f"umrisk-{n} version {m.version}" for n, m in champions.items())
+               + f" on http://{host}:{port}")
+    env = {**os.environ, "UMRISK_DATA": str(settings.data), "UMRISK_TOKENS": str(settings.tokens),
+           "UMRISK_AUDIT": str(settings.audit), "MLFLOW_TRACKING_URI": uri, "UMRISK_MAX_BATCH": str(max_batch),
+           "UMRISK_MAX_BODY_BYTES": str(max_body_bytes)}
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    raise typer.Exit(subprocess.call([bentoml, "serve", "serving.service:Umrisk", "--host", host, "--port",
+                                      str(port)], env=env))
 
 
 @app.command()

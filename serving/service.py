@@ -1,0 +1,23 @@
+"""The BentoML service: ``bentoml serve serving.service:Umrisk`` (``umrisk serve`` starts it).
+
+At start-up each worker loads the champion version of each model from the MLflow registry (pinned for
+its life), the history store, and scores the current population; the API of ``serving.api`` is mounted
+under ``/v1``. BentoML serves ``/healthz``, ``/readyz``, ``/livez`` and the Prometheus ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bentoml
+
+from serving.api import app
+from serving.state import ServiceState, Settings
+
+
+@bentoml.service(name="umrisk", traffic={"timeout": 120}, workers=1)
+@bentoml.asgi_app(app, path="/v1")
+class Umrisk:
+    def __init__(self) -> None:
+        logging.getLogger("umrisk").setLevel(logging.INFO)  # counts, versions and timings; never member data
+        app.state.umrisk = ServiceState.build(Settings.from_env())
