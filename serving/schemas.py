@@ -20,7 +20,15 @@ MAX_ROWS = 2000  # per inline table
 
 
 class Strict(BaseModel):
+    """Requests: an unknown field is an error."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """Responses: only the declared fields are sent."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 # ------------------------------------------------------------------ an inline history (canonical rows)
@@ -130,14 +138,14 @@ class ScoreRequest(Strict):
         return self
 
 
-class Reason(Strict):
+class Reason(Out):
     feature: str
     text: str
     value: int | float | str | None
     contribution: float
 
 
-class Score(Strict):
+class Score(Out):
     member_id: str
     model: ModelName | None = None
     model_version: str | None = None
@@ -149,7 +157,7 @@ class Score(Strict):
     error: str | None = None
 
 
-class ScoreResponse(Strict):
+class ScoreResponse(Out):
     scores: list[Score]
     note: str = "Risk ranks and explains; it does not decide coverage or care. A clinician decides."
 
@@ -170,7 +178,7 @@ class ReviewQueueRequest(Strict):
     minutes_per_case: Annotated[float, Field(gt=0, le=480)] = 30.0
 
 
-class Risk(Strict):
+class Risk(Out):
     model_version: str | None
     probability: float | None
     tier: str | None
@@ -179,7 +187,7 @@ class Risk(Strict):
     error: str | None = None
 
 
-class QueuedCase(Strict):
+class QueuedCase(Out):
     position: int
     request_id: str
     member_id: str
@@ -194,7 +202,7 @@ class QueuedCase(Strict):
     risks: dict[str, Risk]
 
 
-class ReviewQueueResponse(Strict):
+class ReviewQueueResponse(Out):
     generated_at: dt.datetime
     ordering: str = ("Deadline pressure first, risk second: a case goes ahead of an earlier deadline only when "
                      "that deadline keeps at least one case's slack; overdue cases first.")
@@ -210,7 +218,7 @@ class OutreachRequest(Strict):
     format: Literal["json", "csv"] = "json"
 
 
-class OutreachMember(Strict):
+class OutreachMember(Out):
     rank: int
     member_id: str
     line_of_business: str
@@ -220,7 +228,7 @@ class OutreachMember(Strict):
     reasons: list[Reason]
 
 
-class OutreachResponse(Strict):
+class OutreachResponse(Out):
     model_version: str
     as_of: dt.datetime
     eligible: int
