@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the locked dependencies and umrisk
 
-demo: $(STAMP) ## Main job: generate the default population, validate, build features, train and promote both models
+demo: $(STAMP) ## Main job: generate, validate, build features, train and promote both models, then serve them on :3000
 	$(BIN)/umrisk demo --out $(DEMO) --members $(MEMBERS)
 
 test: $(STAMP) ## Run lint and the test suite

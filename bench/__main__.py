@@ -68,6 +68,7 @@ def main() -> None:
             features(n, out)
             if n == 100_000:
                 training(out)
+                serving(out)
             shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -131,6 +132,38 @@ def training(store: Path) -> None:
         else:
             line += f"; prior-year admissions {base['prior_year_admissions']:.3f}"
         print(line, flush=True)
+
+
+def serving(store: Path) -> None:
+    """Issue 5 targets on the 100,000-member population."""
+    t, mem, rc, out = run([sys.executable, str(Path(__file__).with_name("serving_run.py")), str(store)], capture=True)
+    if rc != 0:
+        print(f"  serving: failed (exit {rc})", flush=True)
+        return
+    r = json.loads(out.strip().splitlines()[-1])
+    ratio = r["one_ms"][0] / r["raw_one_ms"][0]
+    print(f"  serving (service start-up {r['startup_s']:.0f} s, population {r['population']:,}):", flush=True)
+    print(f"    one member with reasons, in process: median {r['one_ms'][0]:.3f} ms, p99 {r['one_ms'][1]:.3f} ms; raw "
+          f"predict + pred_contrib (1 thread): median {r['raw_one_ms'][0]:.3f} ms, p99 {r['raw_one_ms'][1]:.3f} ms; "
+          f"ratio {ratio:.2f} (target <= 3: {'met' if ratio <= 3 else 'MISSED'})", flush=True)
+    b = r["batch_rows_per_s"] / r["raw_batch_rows_per_s"]
+    print(f"    batch of 1,000: {r['batch_rows_per_s']:,.0f} rows/s; raw predict + contributions "
+          f"{r['raw_batch_rows_per_s']:,.0f} rows/s; {b:.2f} of raw (target >= 0.5: {'met' if b >= 0.5 else 'MISSED'})",
+          flush=True)
+    o = r["rescore_s"] / r["raw_predict_population_s"]
+    print(f"    outreach over {r['population']:,} members: request {1000 * r['outreach_s']:.0f} ms (scores cached at "
+          f"start-up); full re-score, rank and explain {r['rescore_s']:.2f} s vs raw predict "
+          f"{r['raw_predict_population_s']:.2f} s, "
+          f"ratio {o:.2f} (target <= 2: {'met' if o <= 2 else 'MISSED'})", flush=True)
+    for c in (1, 16):
+        h = r[f"http_c{c}"]
+        verdict = ""
+        if c == 1:
+            ok = h["p50_ms"] <= 10 and h["p99_ms"] <= 50 and h["errors"] == 0
+            verdict = f" (target p50 <= 10 ms, p99 <= 50 ms, no errors: {'met' if ok else 'MISSED'})"
+        print(f"    HTTP concurrency {c:>2}, 30 s: {h['requests']:,} requests, {h['rps']:,.0f}/s, "
+              f"p50 {h['p50_ms']:.1f} ms, "
+              f"p99 {h['p99_ms']:.1f} ms, errors {h['errors']}{verdict}", flush=True)
 
 
 if __name__ == "__main__":

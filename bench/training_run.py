@@ -12,13 +12,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from training import commands
+import mlflow
+
+from training import commands, registry
 
 
 def main(store: str) -> None:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        registry.configure(uri)
+        mlflow.search_experiments()  # create the tracking database first: its one-off set-up is not logging
         start = time.perf_counter()
         for model in ("readmission_30d", "admission_180d"):
             t0 = time.perf_counter()

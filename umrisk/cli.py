@@ -345,9 +345,11 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder of the demo population.")] = Path("demo-data"),
     members: Annotated[int, typer.Option(min=1000)] = 20_000,
     seed: int = 1,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="End by starting the service.")] = True,
+    port: Annotated[int, typer.Option(help="Port of the service.")] = 3000,
 ) -> None:
     """The main job on the embedded default: generate a population, validate it, build features, train,
-    evaluate and promote both models (MLflow in ./mlflow.db, reports in ./reports)."""
+    evaluate and promote both models (MLflow in ./mlflow.db, reports in ./reports), then serve them."""
     from features.validate import validate_dataset
 
     typer.echo(f"== Generating {members:,} members over 3 years (seed {seed}) into {out}")
@@ -384,6 +386,47 @@ def demo(
         typer.echo(f"{model}: report {report_path}  model card {card}")
     typer.echo(f"MLflow: tracking store {uri}; browse it with\n  .venv/bin/mlflow ui --backend-store-uri {uri} "
                "--port 5000   (then open http://127.0.0.1:5000)")
+    if not serve_after:
+        return
+    from serving.auth import create_token
+
+    service = out / "service"
+    tokens_file, audit_file = service / "tokens.json", service / "audit.jsonl"
+    tokens_file.unlink(missing_ok=True)
+    made = {role: create_token(tokens_file, role, f"demo {role}")[1] for role in ("reviewer", "outreach", "admin")}
+    (service / "demo-tokens.env").write_text("".join(f"export {r.upper()}={t}\n" for r, t in made.items()))
+    url = f"http://127.0.0.1:{port}"
+    typer.echo(f"\n== Starting the scoring service on {url}  (Ctrl-C stops it)")
+    typer.echo(f"Demo tokens (also in {service / 'demo-tokens.env'}; the service stores only their hashes):")
+    for role, token in made.items():
+        typer.echo(f"  export {role.upper()}={token}")
+    typer.echo("Try, in another terminal (after sourcing the tokens):")
+    for example in curl_examples(url):
+        typer.echo("  " + example)
+    typer.echo(f"Every score served is audited in {audit_file}; check it with: .venv/bin/umrisk audit verify "
+               f"{audit_file}")
+    serve(data=out, port=port, host="127.0.0.1", tokens=tokens_file, audit=audit_file, tracking_uri=uri,
+          max_batch=1000, max_body_bytes=2_000_000)
+
+
+def curl_examples(url: str) -> list[str]:
+    """One curl example per endpoint (the README shows the same)."""
+    j = "-H 'Content-Type: application/json'"
+    return [
+        f"curl -s {url}/readyz",
+        f'curl -s {url}/v1/models -H "Authorization: Bearer $REVIEWER"',
+        f'curl -s {url}/v1/score -H "Authorization: Bearer $REVIEWER" {j} '
+        "-d '{\"model\": \"admission_180d\", \"member_ids\": [\"M00000002\", \"M00000005\"]}'",
+        f'curl -s {url}/v1/score -H "Authorization: Bearer $REVIEWER" {j} '
+        "-d '{\"model\": \"readmission_30d\", \"member_ids\": [\"M00000002\"]}'",
+        f'curl -s {url}/v1/review-queue -H "Authorization: Bearer $REVIEWER" {j} '
+        "-d '{\"now\": \"2026-01-01T08:00:00\"}'",
+        f'curl -s {url}/v1/outreach -H "Authorization: Bearer $OUTREACH" {j} '
+        "-d '{\"capacity\": 20, \"line_of_business\": \"medicare\", \"exclude_contacted_within_days\": 30}'",
+        f'curl -s {url}/v1/outreach -H "Authorization: Bearer $OUTREACH" {j} '
+        "-d '{\"capacity\": 200, \"format\": \"csv\"}' -o outreach.csv",
+        f"curl -s {url}/metrics | grep umrisk_",
+    ]
 
 
 if __name__ == "__main__":
