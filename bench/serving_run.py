@@ -135,9 +135,10 @@ def main(store: str) -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         exe = Path(sys.executable).with_name("umrisk")
+        log = root / "server.log"
         proc = subprocess.Popen([str(exe), "serve", "--data", store, "--port", str(port), "--tokens",
                                  str(root / "tokens.json"), "--audit", str(root / "served.jsonl"), "--tracking-uri",
-                                 uri], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                 uri], stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(600):
@@ -145,7 +146,13 @@ def main(store: str) -> None:
                     if urllib.request.urlopen(f"{url}/readyz", timeout=2).status == 200:
                         break
                 except OSError:
+                    if proc.poll() is not None:
+                        break
                     time.sleep(0.5)
+            else:
+                proc.poll()
+            if proc.returncode is not None:
+                raise RuntimeError(f"the server exited ({proc.returncode}): {log.read_text()[-2000:]}")
             for c in (1, 16):
                 res[f"http_c{c}"] = asyncio.run(load(url, token, ids, c, 30.0))
         finally:

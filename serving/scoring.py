@@ -115,7 +115,14 @@ class Scorer:
             self.cache[name] = {"X": X, "p": p, "as_of": pts["as_of"].to_numpy(),
                                 "member_id": pts["member_id"].to_numpy(),
                                 "row": {mid: i for i, mid in enumerate(pts["member_id"])}}
+            if m.spec.task == "admission":  # what outreach filters on, aligned with the cached rows
+                facts = pop.set_index("member_id").loc[pts["member_id"]]
+                self.cache[name]["hospice"] = facts["hospice"].to_numpy(dtype=bool)
+                self.cache[name]["lob"] = facts["line_of_business"].to_numpy(dtype=object)
             self.pop_scores[name] = np.sort(p)
+        self.not_scorable = {"deceased": int((~pop["alive"]).sum()),
+                             "not enrolled": int((pop["alive"] & ~pop["enrolled"]).sum()),
+                             "in hospital": int((pop["alive"] & pop["enrolled"] & pop["in_hospital"]).sum())}
 
     # ------------------------------------------------------------------ population
     def _population(self) -> pd.DataFrame:
@@ -253,27 +260,25 @@ class Scorer:
     # ------------------------------------------------------------------ outreach
     def outreach(self, capacity: int, line_of_business: str | None, contacted: set[str],
                  model: str = "admission_180d", top: int = 3) -> dict:
-        pop = self.population
-        excluded = {"deceased": int((~pop["alive"]).sum()),
-                    "not enrolled": int((pop["alive"] & ~pop["enrolled"]).sum()),
-                    "in hospital": int((pop["alive"] & pop["enrolled"] & pop["in_hospital"]).sum()),
-                    "hospice": int((pop["alive"] & pop["enrolled"] & ~pop["in_hospital"] & pop["hospice"]).sum())}
-        ok = pop["alive"] & pop["enrolled"] & ~pop["in_hospital"] & ~pop["hospice"]
+        """The top ``capacity`` members by risk among those alive, enrolled, out of hospital and out of hospice
+        (facts of the population at start-up), optionally of one line of business and not contacted lately."""
+        c = self.cache[model]
+        ok = ~c["hospice"]
+        excluded = {**self.not_scorable, "hospice": int(c["hospice"].sum())}
         if line_of_business:
-            excluded["other line of business"] = int((ok & (pop["line_of_business"] != line_of_business)).sum())
-            ok &= pop["line_of_business"] == line_of_business
+            other = c["lob"] != line_of_business
+            excluded["other line of business"] = int((ok & other).sum())
+            ok &= ~other
         if contacted:
-            hit = pop["member_id"].isin(contacted)
+            hit = pd.Series(c["member_id"]).isin(contacted).to_numpy()
             excluded["contacted recently"] = int((ok & hit).sum())
             ok &= ~hit
-        c = self.cache[model]
-        eligible = np.flatnonzero(np.isin(c["member_id"], pop.loc[ok, "member_id"].to_numpy()))
+        eligible = np.flatnonzero(ok)
         chosen = eligible[np.argsort(-c["p"][eligible], kind="stable")[:capacity]]
-        lob = pop.set_index("member_id")["line_of_business"]
         rows = self._explain(model, c["X"][chosen], c["p"][chosen], c["member_id"][chosen], c["as_of"][chosen], top)
-        for rank, r in enumerate(rows, start=1):
+        for rank, (r, i) in enumerate(zip(rows, chosen, strict=True), start=1):
             r["rank"] = rank
-            r["line_of_business"] = str(lob.get(r["member_id"], "unknown"))
+            r["line_of_business"] = str(c["lob"][i])
         return {"model_version": self.models[model].version, "as_of": self.as_of.to_pydatetime(),
                 "eligible": int(len(eligible)), "excluded": excluded, "members": rows}
 
