@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from features.schema import conform
+from features.schema import TABLES, conform
 from serving.auth import ALLOWED, Caller
 from serving.schemas import (
     OutreachRequest,
@@ -50,8 +50,8 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = scope.get("app").state.umrisk.settings.max_body_bytes if scope.get("app") and hasattr(
-            scope["app"].state, "umrisk") else self.limit
+        served = getattr(scope["app"].state, "umrisk", None) if "app" in scope else None
+        limit = served.settings.max_body_bytes if served else self.limit  # the configured limit, once started
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await _too_large(send, limit)
@@ -166,16 +166,10 @@ def _audit(s: ServiceState, caller: Caller, endpoint: str, scores: list[dict]) -
 
 
 def _history_store(history) -> dict[str, pd.DataFrame]:
-    tables = history.model_dump()
-    return {name: conform(pd.DataFrame(rows, columns=list(rows[0]) if rows else None), name) if rows
-            else conform(_empty(name), name) for name, rows in
-            {**{t: [] for t in ("review_requests",)}, **tables}.items()}
-
-
-def _empty(name: str) -> pd.DataFrame:
-    from features.schema import TABLES
-
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in TABLES[name].names})
+    """An inline history as a store: every canonical table, conformed as a Parquet read would give it."""
+    rows = history.model_dump()
+    return {name: conform(pd.DataFrame(rows.get(name) or [], columns=TABLES[name].names), name)
+            for name in TABLES}
 
 
 @app.post("/score", response_model=ScoreResponse, response_model_exclude_none=True)

@@ -15,6 +15,15 @@ PACKAGES = ("umrisk", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", 
             "pandera", "pydantic")
 
 
+def hash_file(path: Path, h=None):
+    """Feed a file's bytes to a hash (a new SHA-256 unless one is given) and return it."""
+    h = h or hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+    return h
+
+
 def data_fingerprint(dataset: Path | str) -> dict:
     """SHA-256 over every table file of the store (name, size, bytes) and the row count of each table."""
     h = hashlib.sha256()
@@ -23,9 +32,7 @@ def data_fingerprint(dataset: Path | str) -> dict:
         n = 0
         for f in table_files(dataset, name):
             h.update(f"{name}/{f.name}:{f.stat().st_size}".encode())
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):  # noqa: B023 - fh is the loop's own file
-                    h.update(block)
+            hash_file(f, h)
             n += pq.ParquetFile(f).metadata.num_rows
         rows[name] = n
     return {"sha256": h.hexdigest(), "rows": rows}

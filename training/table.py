@@ -19,7 +19,7 @@ import pandas as pd
 
 from features.spec import ModelTraining, SplitSpec
 from training import registry
-from training.lineage import code_version
+from training.lineage import code_version, hash_file
 from training.metrics import evaluate, net_benefit, subgroups
 from training.model import RiskModel
 from training.report import plots
@@ -180,7 +180,7 @@ def train_table(path: Path, label: str, name: str | None = None, group: str | No
         params={**params, "best_iteration": model.best_iteration_, "calibration": model.calibrator_.method,
                 "tuning_trials": tuning.get("trials", 0)},
         metrics={f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)},
-        fingerprint={"sha256": _file_hash(path), "rows": {"table": len(y)}},
+        fingerprint={"sha256": hash_file(path).hexdigest(), "rows": {"table": len(y)}},
         tags={"source": str(path.resolve()), "label": label})
     out = reports / name / f"v{logged.version}"
     out.mkdir(parents=True, exist_ok=True)
@@ -198,13 +198,3 @@ def train_table(path: Path, label: str, name: str | None = None, group: str | No
     return {"run_id": logged.run_id, "registered_model": logged.name, "version": logged.version,
             "test": {k: metrics[k] for k in ("auroc", "auprc", "brier", "ici")}, "notes": t.notes,
             "split": card["split"], "report_dir": str(out)}
-
-
-def _file_hash(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):  # noqa: B023 - fh is this function's own file
-            h.update(block)
-    return h.hexdigest()
