@@ -163,7 +163,8 @@ def test_body_over_the_limit_is_413(client, served):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                    | st.text(max_size=20),
                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(
                         ["model", "member_ids", "history", "as_of", "capacity", "cases", "now", "x"]), c, max_size=5),
                     max_leaves=12))
