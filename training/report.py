@@ -101,7 +101,8 @@ def plots(out: Path, ev: dict, contributions: pd.DataFrame | None, values: pd.Da
                        alpha=0.6)
         ax.set_yticks(range(len(top)), top, fontsize=8)
         ax.axvline(0, color="k", lw=0.5)
-        ax.set(xlabel="TreeSHAP contribution (log-odds)", title="SHAP summary (colour: feature value, low to high)")
+        ax.set(xlabel="TreeSHAP contribution (log-odds)",
+               title="SHAP summary (colour: value low to high; for categories, the level's code)")
         files["shap"] = _save(fig, out / "shap_summary.png")
     return files
 
