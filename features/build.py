@@ -177,10 +177,12 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     step("labs")  # last value at or before as_of within the lookback
     labs = store["labs"]
     lm = mc.encode(labs["member_id"])
+    last_lab_time = {}
     for lab, (loincs, _unit, _rule, _w) in LABS.items():
         sel = labs["code"].isin(loincs).to_numpy()
-        v, _t = EventIndex(lm[sel], seconds(labs["time"].to_numpy()[sel]),
-                           labs["value"].to_numpy(dtype=float)[sel]).last(pm, as_of, fs.lab_lookback_days)
+        v, last_lab_time[lab] = EventIndex(lm[sel], seconds(labs["time"].to_numpy()[sel]),
+                                           labs["value"].to_numpy(dtype=float)[sel]).last(pm, as_of,
+                                                                                         fs.lab_lookback_days)
         out[f"lab_{lab}"] = v
         abnormal = {"hemoglobin": v < 12, "sodium": (v < 135) | (v > 145), "egfr": v < 60, "hba1c": v >= 6.5,
                     "bnp": v > 100}[lab]
@@ -238,8 +240,10 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     if spec.task == "readmission":
         out["lace"] = lace(out["los_days"], out["admission_type"], out["charlson_index"],
                            EventIndex(em[ed], seconds(enc["admit_time"].to_numpy()[ed])).count(pm, hist - 1, 182))
-        hb, _ = _stay_lab(store, mc, pm, points, "hemoglobin")
-        na, _ = _stay_lab(store, mc, pm, points, "sodium")
+        # labs "at discharge": the last value, when it was taken during the stay
+        admit = seconds(points["index_admit_time"])
+        hb = np.where(last_lab_time["hemoglobin"] >= admit, out["lab_hemoglobin"], np.nan)
+        na = np.where(last_lab_time["sodium"] >= admit, out["lab_sodium"], np.nan)
         out["hospital_score"] = hospital_score(
             hemoglobin=hb, oncology=out["oncology_index"], sodium=na, procedures=out["n_procedures_index"],
             admission_type=out["admission_type"],
@@ -250,18 +254,6 @@ def build_features(store: dict[str, pd.DataFrame], points: pd.DataFrame, spec: M
     for name in fset.categorical:
         frame[name] = frame[name].astype("category")
     return pd.concat([points, frame], axis=1)
-
-
-def _stay_lab(store, mc: MemberCodes, pm: np.ndarray, points: pd.DataFrame, lab: str) -> tuple[np.ndarray, np.ndarray]:
-    """The last value of ``lab`` during the index stay (admission to discharge), NaN when none."""
-    labs = store["labs"]
-    sel = labs["code"].isin(LABS[lab][0]).to_numpy()
-    idx = EventIndex(mc.encode(labs["member_id"])[sel], seconds(labs["time"].to_numpy()[sel]),
-                     labs["value"].to_numpy(dtype=float)[sel])
-    as_of = seconds(points["as_of"])
-    admit = seconds(points["index_admit_time"])
-    v, t = idx.last(pm, as_of)
-    return np.where(t >= admit, v, np.nan), t
 
 
 def lace(los_days: np.ndarray, admission_type: np.ndarray, charlson: np.ndarray, ed_6m: np.ndarray) -> np.ndarray:
