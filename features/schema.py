@@ -17,7 +17,7 @@ Identifiers
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -303,14 +303,6 @@ def read_table(dataset: Path | str, table: str, columns: Sequence[str] | None = 
              for f in files]
     arrow = pa.concat_tables(parts).unify_dictionaries().combine_chunks()
     return arrow.to_pandas()
-
-
-def iter_table(
-    dataset: Path | str, table: str, columns: Sequence[str] | None = None
-) -> Iterator[tuple[Path, pd.DataFrame]]:
-    """Yield ``(file, frame)`` for each part of ``table``, for work that need not hold it all."""
-    for f in table_files(dataset, table):
-        yield f, pd.read_parquet(f, columns=list(columns) if columns else None)
 
 
 def _pandas_dtype(kind: Kind) -> str:

@@ -24,8 +24,6 @@ from mlflow.types import ColSpec, Schema
 from training.lineage import code_version, package_versions
 from training.model import RiskModel
 
-ALIASES = ("challenger", "champion")
-
 
 def configure(tracking_uri: str | None = None) -> str:
     """Point MLflow at the tracking store and return its URI."""

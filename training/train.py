@@ -25,8 +25,6 @@ from training.model import RiskModel
 from training.split import Split, time_member_split
 from training.tune import tune
 
-POINT_COLUMNS = ("member_id", "as_of", "label")
-
 
 @dataclass
 class Table:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.schema import TABLES, write_table
+from features.schema import write_table
 from features.synthetic.population import draw_population, enrollment_spans, reference
 from features.synthetic.simulate import DAY, HOUR, NAT, PLANNED_DX, TRUTH_HORIZON_DAYS, Simulation
 
@@ -469,7 +469,3 @@ def merge_stats(stats: list[dict]) -> dict:
         if isinstance(v, list):
             out[k] = np.concatenate(v)
     return out
-
-
-def expected_columns() -> dict[str, list[str]]:
-    return {name: t.names for name, t in TABLES.items()}
