@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from features.schema import TABLES
+from features.validate import validate_dataset
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -27,3 +30,12 @@ def output_text(out: Path) -> str:
     chunks += [f.read_text(encoding="utf-8") for f in out.rglob("*.csv")]
     chunks.append((out / "import_report.json").read_text(encoding="utf-8"))
     return "\n".join(chunks)
+
+
+def assert_valid_import(report, out: Path) -> None:
+    """The import finished, wrote every canonical table, validates, and accounts for every source row."""
+    assert report.ok, report.render()
+    validation = validate_dataset(out)
+    assert validation.ok, validation.render()
+    assert set(validation.rows) == set(TABLES)
+    counts_add_up(report)

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from features.importers import run_import
-from features.schema import TABLES, read_table
+from features.schema import read_table
 from features.validate import validate_dataset
-from tests.importing import SHARED_DATA, counts_add_up
+from tests.importing import SHARED_DATA, assert_valid_import, counts_add_up
 
 SAMPLE = SHARED_DATA / "cms-synpuf-sample"
 BENE_2008 = "DE1_0_2008_Beneficiary_Summary_File_Sample_0.csv"
@@ -33,11 +33,7 @@ def sample(tmp_path_factory):
 
 def test_sample_imports_into_a_valid_store(sample):
     report, out = sample
-    assert report.ok, report.render()
-    validation = validate_dataset(out)
-    assert validation.ok, validation.render()
-    assert set(validation.rows) == set(TABLES)
-    counts_add_up(report)
+    assert_valid_import(report, out)
     assert report.warnings == []
 
 
