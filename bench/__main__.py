@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+ROOT = Path(__file__).resolve().parents[1]  # children run from here, so bench.* and tests.* import
 TARGETS = {100_000: (60.0, 12.0), 1_000_000: (900.0, 12.0)}
 
 
@@ -32,7 +33,7 @@ def run(cmd: list[str], capture: bool = False) -> tuple[float, float, int, str]:
     with tempfile.TemporaryFile(mode="w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=err,
-                                text=True)
+                                text=True, cwd=ROOT)
         ps = psutil.Process(proc.pid)
         peak = 0
         while proc.poll() is None:
@@ -75,10 +76,10 @@ def main() -> None:
 
 
 def features(n: int, store: Path) -> None:
-    runner = str(Path(__file__).with_name("features_run.py"))
+    runner = "bench.features_run"
     results = {}
     for task in ("admission", "readmission", "counts"):
-        t, mem, rc, out = run([sys.executable, runner, str(store), task], capture=True)
+        t, mem, rc, out = run([sys.executable, "-m", runner, str(store), task], capture=True)
         if rc != 0:
             print(f"  features {task} {n:,}: failed (exit {rc})", flush=True)
             return
@@ -103,7 +104,7 @@ def features(n: int, store: Path) -> None:
 
 def training(store: Path) -> None:
     """Issue 4 targets on the default 100,000-member population."""
-    t, mem, rc, out = run([sys.executable, str(Path(__file__).with_name("training_run.py")), str(store)],
+    t, mem, rc, out = run([sys.executable, "-m", "bench.training_run", str(store)],
                           capture=True)
     if rc != 0:
         print(f"  training: failed (exit {rc})", flush=True)
@@ -136,7 +137,7 @@ def training(store: Path) -> None:
 
 def serving(store: Path) -> None:
     """Issue 5 targets on the 100,000-member population."""
-    t, mem, rc, out = run([sys.executable, str(Path(__file__).with_name("serving_run.py")), str(store)], capture=True)
+    t, mem, rc, out = run([sys.executable, "-m", "bench.serving_run", str(store)], capture=True)
     if rc != 0:
         print(f"  serving: failed (exit {rc})", flush=True)
         return

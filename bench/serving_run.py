@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -29,6 +27,7 @@ import numpy as np
 
 from serving.auth import create_token
 from serving.state import ServiceState, Settings
+from tests.processes import free_port, wait_until_ready
 from training import commands
 
 
@@ -131,9 +130,7 @@ def main(store: str) -> None:
         res = {"startup_s": time.perf_counter() - t, **in_process(state)}
         ids = [str(m) for m in state.scorer.cache["admission_180d"]["member_id"][:5000]]
         del state
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         exe = Path(sys.executable).with_name("umrisk")
         log = root / "server.log"
         proc = subprocess.Popen([str(exe), "serve", "--data", store, "--port", str(port), "--tokens",
@@ -141,18 +138,7 @@ def main(store: str) -> None:
                                  uri], stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):
-                try:
-                    if urllib.request.urlopen(f"{url}/readyz", timeout=2).status == 200:
-                        break
-                except OSError:
-                    if proc.poll() is not None:
-                        break
-                    time.sleep(0.5)
-            else:
-                proc.poll()
-            if proc.returncode is not None:
-                raise RuntimeError(f"the server exited ({proc.returncode}): {log.read_text()[-2000:]}")
+            wait_until_ready(f"{url}/readyz", proc, log, 300)
             for c in (1, 16):
                 res[f"http_c{c}"] = asyncio.run(load(url, token, ids, c, 30.0))
         finally:

@@ -1,9 +1,6 @@
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from serving.api import app
 from serving.auth import create_token
 from serving.state import ServiceState, Settings
 from tests.model.conftest import quick
+from tests.processes import free_port, wait_until_ready
 from training import commands
 
 
@@ -44,16 +42,10 @@ def auth(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(served):
     """A real `umrisk serve` (BentoML) process on loopback; its log is kept for inspection."""
-    port = _free_port()
+    port = free_port()
     s = served["settings"]
     log = served["root"] / "server.log"
     exe = Path(sys.executable).with_name("umrisk")
@@ -62,18 +54,12 @@ def server(served):
                              "--max-batch", "50"], stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
                             start_new_session=True, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/readyz", timeout=2).status == 200:
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log.read_text()[-3000:]}") from None
-            time.sleep(1)
-    else:
-        os.killpg(proc.pid, 15)
-        raise RuntimeError(f"server not ready: {log.read_text()[-3000:]}")
+    try:
+        wait_until_ready(f"{url}/readyz", proc, log, 180)
+    except RuntimeError:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+        raise
     yield {"url": url, "log": log, "audit": served["root"] / "server-audit.jsonl"}
     os.killpg(proc.pid, 15)
     proc.wait(timeout=30)
