@@ -28,15 +28,8 @@ import numpy as np
 from serving.auth import create_token
 from serving.state import ServiceState, Settings
 from tests.processes import free_port, wait_until_ready
+from tests.specs import quick
 from training import commands
-
-
-def quick(name: str):
-    from features.spec import load_spec
-
-    spec = load_spec(name)
-    model = spec.model.model_copy(update={"tuning": spec.model.tuning.model_copy(update={"n_trials": 2})})
-    return spec.model_copy(update={"model": model})
 
 
 def timed(f, n: int) -> np.ndarray:

@@ -4,18 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from features.spec import load_spec
 from tests.processes import free_port, wait_until_ready
+from tests.specs import quick
 from training import commands
-
-
-def quick(name: str, **gates):
-    """The spec with a small tuning budget (and gates overridden) so tests train in seconds."""
-    spec = load_spec(name)
-    model = spec.model.model_copy(update={
-        "tuning": spec.model.tuning.model_copy(update={"n_trials": 2, "timeout_seconds": 20}),
-        "gates": spec.model.gates.model_copy(update=gates)})
-    return spec.model_copy(update={"model": model})
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from features.spec import SplitSpec, load_spec
 from features.store import load_store
-from tests.model.conftest import quick
+from tests.specs import quick
 from training import commands, registry
 from training.calibrate import Calibrator, choose_calibrator
 from training.metrics import evaluate

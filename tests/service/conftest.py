@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from serving.api import app
 from serving.auth import create_token
 from serving.state import ServiceState, Settings
-from tests.model.conftest import quick
 from tests.processes import free_port, wait_until_ready
+from tests.specs import quick
 from training import commands
 
 
