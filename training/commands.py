@@ -40,7 +40,7 @@ def _report(out: Path, *, spec: ModelSpec, model: RiskModel, table: Table, rows:
 def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking_uri: str | None = None,
           spec: ModelSpec | None = None) -> dict:
     """Build features, split, tune, fit, calibrate, evaluate, log, register as challenger."""
-    registry.configure(tracking_uri)
+    uri = registry.configure(tracking_uri)
     spec = spec or load_spec(model_name)
     seconds = {}
     t0 = time.perf_counter()
@@ -87,7 +87,7 @@ def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking
             "test": {k: m[k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ici", "e90",
                                        "calibration_slope", "calibration_intercept")},
             "baselines": ev["baselines"], "split": split.sizes(), "seconds": seconds,
-            "tracking_uri": registry.configure(tracking_uri)}
+            "tracking_uri": uri}
 
 
 def _test_rows(table: Table, spec: ModelSpec) -> np.ndarray:
