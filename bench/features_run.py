@@ -14,13 +14,12 @@ import time
 import duckdb
 import numpy as np
 import pandas as pd
-
-from features.build import build_features
-from features.catalog import SETTING_WORDS
-from features.cohorts import admission_cohort, readmission_cohort
-from features.events import EventIndex, MemberCodes, seconds
-from features.spec import load_spec
-from features.store import load_store
+from umrisk.features.build import build_features
+from umrisk.features.catalog import SETTING_WORDS
+from umrisk.features.cohorts import admission_cohort, readmission_cohort
+from umrisk.features.events import EventIndex, MemberCodes, seconds
+from umrisk.features.spec import load_spec
+from umrisk.features.store import load_store
 
 WINDOWS = (30, 90, 180, 365, 730)
 

@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import mlflow
-
-from training import commands, registry
+from umrisk.training import commands, registry
 
 
 def main(store: str) -> None:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from features import codes
-from features.catalog import HIGH_RISK, LABS, SETTING_WORDS, FeatureInfo, catalog
-from features.cohorts import chain_stays, infer_dx_system
-from features.events import EventIndex, MemberCodes, seconds
-from features.spec import ModelSpec
+from umrisk.features import codes
+from umrisk.features.catalog import HIGH_RISK, LABS, SETTING_WORDS, FeatureInfo, catalog
+from umrisk.features.cohorts import chain_stays, infer_dx_system
+from umrisk.features.events import EventIndex, MemberCodes, seconds
+from umrisk.features.spec import ModelSpec
 
 CHARLSON_HIERARCHY = (("diab", "diabwc"), ("mld", "msld"), ("canc", "metacanc"))
 ELIXHAUSER_HIERARCHY = (("diabunc", "diabc"), ("hypunc", "hypc"), ("solidtum", "metacanc"))

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import pandas as pd
-
-from features.spec import FeatureSpec
+from umrisk.features.spec import FeatureSpec
 
 SETTING_WORDS = {
     "inpatient": ("inpatient admissions", "inpatient admission"),

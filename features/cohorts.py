@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from features import codes
-from features.spec import AdmissionSpec, ReadmissionSpec
+from umrisk.features import codes
+from umrisk.features.spec import AdmissionSpec, ReadmissionSpec
 
 DAY = pd.Timedelta(days=1)
 

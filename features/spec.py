@@ -6,13 +6,14 @@ file, not new code. Unknown keys are errors; every error names the file and the 
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+MODELS_DIR = Path(str(resources.files("umrisk.models")))  # package data: models/ in a checkout
 Days = Annotated[int, Field(ge=1, le=3650)]
 
 

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
-
-from features.schema import TABLES, read_table
+from umrisk.features.schema import TABLES, read_table
 
 HistoryStore = dict[str, pd.DataFrame]
 

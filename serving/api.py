@@ -21,10 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from features.schema import TABLES, conform
-from serving.auth import ALLOWED, Caller
-from serving.schemas import (
+from umrisk.features.schema import TABLES, conform
+from umrisk.serving.auth import ALLOWED, Caller
+from umrisk.serving.schemas import (
     OutreachRequest,
     OutreachResponse,
     ReviewQueueRequest,
@@ -32,7 +31,7 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from serving.state import ServiceState
+from umrisk.serving.state import ServiceState
 
 log = logging.getLogger("umrisk.serving")
 SCORES = Counter("umrisk_scores_total", "Member scores served", ["endpoint", "model"])

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from features.build import build_features
-from features.cohorts import chain_stays, continuous_enrollment, data_end
-from features.events import MemberCodes
-from features.spec import ModelSpec
-from serving.prioritize import deadlines, working_order
-from serving.reasons import Explainer
-from training.registry import UmriskModel
+from umrisk.features.build import build_features
+from umrisk.features.cohorts import chain_stays, continuous_enrollment, data_end
+from umrisk.features.events import MemberCodes
+from umrisk.features.spec import ModelSpec
+from umrisk.serving.prioritize import deadlines, working_order
+from umrisk.serving.reasons import Explainer
+from umrisk.training.registry import UmriskModel
 
 OPEN_STATUSES = ("open", "in_review", "pended")
 HOSPICE_LOOKBACK = pd.Timedelta(days=180)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 
 import bentoml
-
-from serving.api import app
-from serving.state import ServiceState, Settings
+from umrisk.serving.api import app
+from umrisk.serving.state import ServiceState, Settings
 
 
 @bentoml.service(name="umrisk", traffic={"timeout": 120}, workers=1)

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
-
-from features.spec import load_spec
-from features.store import load_store
-from serving.audit import AuditLog
-from serving.auth import TokenStore
-from serving.scoring import LoadedModel, Scorer
-from training import registry
+from umrisk.features.spec import load_spec
+from umrisk.features.store import load_store
+from umrisk.serving.audit import AuditLog
+from umrisk.serving.auth import TokenStore
+from umrisk.serving.scoring import LoadedModel, Scorer
+from umrisk.training import registry
 
 log = logging.getLogger("umrisk.serving")
 DEFAULT_MODELS = ("readmission_30d", "admission_180d")

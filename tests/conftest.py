@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from features.synthetic.generate import GenerateConfig, generate
+from umrisk.features.synthetic.generate import GenerateConfig, generate
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-
-from features.schema import TABLES, conform
+from umrisk.features.schema import TABLES, conform
 
 
 class History:

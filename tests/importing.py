@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from umrisk.features.schema import TABLES
+from umrisk.features.validate import validate_dataset
 
-from features.schema import TABLES
-from features.validate import validate_dataset
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def counts_add_up(report) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from features.spec import ModelSpec, load_spec
+from umrisk.features.spec import ModelSpec, load_spec
 
 
 def quick(name: str, **gates) -> ModelSpec:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from features.build import feature_set
-from features.spec import ModelSpec, load_spec
-from training import registry
-from training.lineage import code_version, data_fingerprint
-from training.model import RiskModel
-from training.report import model_card, write_report
-from training.train import Table, build_table, evaluate_model, fit_model
+from umrisk.features.build import feature_set
+from umrisk.features.spec import ModelSpec, load_spec
+from umrisk.training import registry
+from umrisk.training.lineage import code_version, data_fingerprint
+from umrisk.training.model import RiskModel
+from umrisk.training.report import model_card, write_report
+from umrisk.training.train import Table, build_table, evaluate_model, fit_model
 
 SHAP_SAMPLE = 2000
 
@@ -91,7 +90,7 @@ def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking
 
 
 def _test_rows(table: Table, spec: ModelSpec) -> np.ndarray:
-    from training.split import time_member_split
+    from umrisk.training.split import time_member_split
 
     return time_member_split(table.frame, spec.model.split).test
 

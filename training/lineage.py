@@ -8,8 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
-from features.schema import TABLES, table_files
+from umrisk.features.schema import TABLES, table_files
 
 PACKAGES = ("umrisk", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "optuna", "mlflow", "bentoml",
             "pandera", "pydantic")
@@ -39,8 +38,11 @@ def data_fingerprint(dataset: Path | str) -> dict:
 
 
 def code_version() -> str:
-    """The git commit of the working tree (with ``-dirty`` when it has changes), or ``unknown``."""
+    """The git commit of the checkout umrisk runs from (``-dirty`` when it has changes), else the installed
+    package version (``umrisk 0.1.0``) when it runs from a wheel."""
     root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return f"umrisk {_installed_version()}"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True, timeout=10).stdout.strip()
@@ -48,6 +50,13 @@ def code_version() -> str:
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _installed_version() -> str:
+    try:
+        return metadata.version("umrisk")
+    except metadata.PackageNotFoundError:
         return "unknown"
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-
-from training.calibrate import Calibrator
+from umrisk.training.calibrate import Calibrator
 
 
 class RiskModel:
@@ -56,7 +55,7 @@ class RiskModel:
         self.calibrator_ = None
         self.calibration_scores_: dict[str, float] = {}
         if X_calib is not None and y_calib is not None:
-            from training.calibrate import choose_calibrator
+            from umrisk.training.calibrate import choose_calibrator
 
             self.calibrator_, self.calibration_scores_ = choose_calibrator(self.predict_raw(X_calib),
                                                                            np.asarray(y_calib), calibration)

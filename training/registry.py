@@ -20,9 +20,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
-
-from training.lineage import code_version, package_versions
-from training.model import RiskModel
+from umrisk.training.lineage import code_version, package_versions
+from umrisk.training.model import RiskModel
 
 
 def configure(tracking_uri: str | None = None) -> str:

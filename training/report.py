@@ -18,9 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
-
-from features.spec import ModelSpec  # noqa: E402
-from training.metrics import calibration_curve, smooth_calibration  # noqa: E402
+from umrisk.features.spec import ModelSpec  # noqa: E402
+from umrisk.training.metrics import calibration_curve, smooth_calibration  # noqa: E402
 
 INTENDED = {
     "readmission": ("Rank members at discharge by their risk of an unplanned readmission within 30 days, so "

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from features.spec import SplitSpec
+from umrisk.features.spec import SplitSpec
 
 
 def member_hash(member_ids: pd.Series, salt: str) -> np.ndarray:

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from features.spec import ModelTraining, SplitSpec
-from training import registry
-from training.lineage import code_version, hash_file
-from training.metrics import evaluate, net_benefit, subgroups
-from training.model import RiskModel
-from training.report import plots
-from training.split import member_hash, time_member_split
-from training.tune import tune
+from umrisk.features.spec import ModelTraining, SplitSpec
+from umrisk.training import registry
+from umrisk.training.lineage import code_version, hash_file
+from umrisk.training.metrics import evaluate, net_benefit, subgroups
+from umrisk.training.model import RiskModel
+from umrisk.training.report import plots
+from umrisk.training.split import member_hash, time_member_split
+from umrisk.training.tune import tune
 
 MISSING = ("", "?", "NA", "N/A", "na", "n/a", "NULL", "null", "None", "NaN", "nan", "-", ".")
 MAX_LEVELS = 200

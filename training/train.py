@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-
-from features.build import build_features, feature_set
-from features.cohorts import CohortReport, admission_cohort, readmission_cohort
-from features.spec import ModelSpec
-from features.store import load_store
-from training.metrics import age_band, evaluate, net_benefit, subgroups
-from training.model import RiskModel
-from training.split import Split, time_member_split
-from training.tune import tune
+from umrisk.features.build import build_features, feature_set
+from umrisk.features.cohorts import CohortReport, admission_cohort, readmission_cohort
+from umrisk.features.spec import ModelSpec
+from umrisk.features.store import load_store
+from umrisk.training.metrics import age_band, evaluate, net_benefit, subgroups
+from umrisk.training.model import RiskModel
+from umrisk.training.split import Split, time_member_split
+from umrisk.training.tune import tune
 
 
 @dataclass

@@ -12,9 +12,8 @@ import lightgbm as lgb
 import numpy as np
 import optuna
 import pandas as pd
-
-from features.spec import LightGBMSpec, TuningSpec
-from training.model import RiskModel
+from umrisk.features.spec import LightGBMSpec, TuningSpec
+from umrisk.training.model import RiskModel
 
 
 def tune(X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame, y_valid: np.ndarray, features: list[str],

@@ -24,8 +24,8 @@ app.add_typer(audit_app, name="audit")
 def _generate(members: int, years: int, seed: int, out: Path, workers: int) -> dict:
     from tqdm import tqdm
 
-    from features.synthetic.generate import GenerateConfig, generate
-    from features.synthetic.summary import realism, render
+    from umrisk.features.synthetic.generate import GenerateConfig, generate
+    from umrisk.features.synthetic.summary import realism, render
 
     cfg = GenerateConfig(members=members, years=years, seed=seed, workers=workers)
     start = time.perf_counter()
@@ -59,7 +59,7 @@ def data_validate(
     problems_out: Annotated[Path | None, typer.Option(help="Write every problem to this CSV.")] = None,
 ) -> None:
     """Check every table of a store; exit status 1 when there is any problem."""
-    from features.validate import validate_dataset
+    from umrisk.features.validate import validate_dataset
 
     report = validate_dataset(dataset)
     typer.echo(report.render())
@@ -76,7 +76,7 @@ def data_import(
     out: Annotated[Path, typer.Option(help="Folder to write the store into.")],
 ) -> None:
     """Import a Synthea CSV export, an OMOP CDM v5.4 extract or CMS DE-SynPUF claims into a store."""
-    from features.importers import run_import
+    from umrisk.features.importers import run_import
 
     if kind not in ("synthea", "omop", "cms"):
         typer.echo(f"Unknown source format {kind!r}: use synthea, omop or cms.", err=True)
@@ -96,11 +96,11 @@ def features_build(
     """Build the cohort, its labels and every feature; write them as Parquet with a cohort report."""
     from tqdm import tqdm
 
-    from features.build import build_features, feature_set
-    from features.cohorts import admission_cohort, readmission_cohort
-    from features.schema import TABLES
-    from features.spec import SpecError, load_spec
-    from features.store import load_store
+    from umrisk.features.build import build_features, feature_set
+    from umrisk.features.cohorts import admission_cohort, readmission_cohort
+    from umrisk.features.schema import TABLES
+    from umrisk.features.spec import SpecError, load_spec
+    from umrisk.features.store import load_store
 
     try:
         spec = load_spec(model)
@@ -143,7 +143,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _spec_or_exit(model: str):
-    from features.spec import SpecError, load_spec
+    from umrisk.features.spec import SpecError, load_spec
 
     try:
         return load_spec(model)
@@ -165,7 +165,7 @@ def train(
 ) -> None:
     """Build features, split by time and member, tune, fit, calibrate, evaluate, log to MLflow and
     register the model as ``umrisk-<model>`` with the alias ``challenger``."""
-    from training import commands
+    from umrisk.training import commands
 
     _spec_or_exit(model)
     if not data.is_dir():
@@ -194,7 +194,7 @@ def evaluate(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Evaluate a registered version on the store's current test set; write the report and model card."""
-    from training import commands
+    from umrisk.training import commands
 
     _spec_or_exit(model)
     if version and alias:
@@ -221,7 +221,7 @@ def promote(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Move the alias champion to the challenger if the spec's gates hold on the current test set."""
-    from training import commands
+    from umrisk.training import commands
 
     _spec_or_exit(model)
     if force and not reason:
@@ -256,8 +256,8 @@ def train_table(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Train, calibrate, evaluate and register a model on a table you already have."""
-    from training.table import TableError
-    from training.table import train_table as run
+    from umrisk.training.table import TableError
+    from umrisk.training.table import train_table as run
 
     try:
         r = run(table, label, name, group, time, exclude, positive, reports, tracking_uri)
@@ -280,7 +280,7 @@ def token_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for (kept in the file).")] = "",
 ) -> None:
     """Create a token: printed once, only its SHA-256 hash is stored."""
-    from serving.auth import ROLES, create_token
+    from umrisk.serving.auth import ROLES, create_token
 
     if role not in ROLES:
         _fail(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
@@ -292,7 +292,7 @@ def token_create(
 @audit_app.command("verify")
 def audit_verify(file: Annotated[Path, typer.Argument(help="The audit log (JSON lines).")]) -> None:
     """Check the hash chain of an audit log; name the first broken entry."""
-    from serving.audit import verify
+    from umrisk.serving.audit import verify
 
     if not file.exists():
         _fail(f"{file}: no such file")
@@ -318,8 +318,8 @@ def serve(
     import subprocess
     import sys
 
-    from serving.state import NoChampion, Settings, load_champions
-    from training import registry
+    from umrisk.serving.state import NoChampion, Settings, load_champions
+    from umrisk.training import registry
 
     if not data.is_dir():
         _fail(f"{data}: no such store folder")
@@ -336,7 +336,7 @@ def serve(
            "UMRISK_AUDIT": str(settings.audit), "MLFLOW_TRACKING_URI": uri, "UMRISK_MAX_BATCH": str(max_batch),
            "UMRISK_MAX_BODY_BYTES": str(max_body_bytes)}
     bentoml = str(Path(sys.executable).with_name("bentoml"))
-    raise typer.Exit(subprocess.call([bentoml, "serve", "serving.service:Umrisk", "--host", host, "--port",
+    raise typer.Exit(subprocess.call([bentoml, "serve", "umrisk.serving.service:Umrisk", "--host", host, "--port",
                                       str(port)], env=env))
 
 
@@ -350,7 +350,7 @@ def demo(
 ) -> None:
     """The main job on the embedded default: generate a population, validate it, build features, train,
     evaluate and promote both models (MLflow in ./mlflow.db, reports in ./reports), then serve them."""
-    from features.validate import validate_dataset
+    from umrisk.features.validate import validate_dataset
 
     typer.echo(f"== Generating {members:,} members over 3 years (seed {seed}) into {out}")
     _generate(members, 3, seed, out, workers=2)
@@ -362,7 +362,7 @@ def demo(
     for model in ("readmission_30d", "admission_180d"):
         typer.echo(f"== Building {model} features")
         features_build(model, data=out, out=out / "features" / f"{model}.parquet")
-    from training import commands, registry
+    from umrisk.training import commands, registry
 
     uri = registry.configure(None)
     reports = Path("reports")
@@ -388,7 +388,7 @@ def demo(
                "--port 5000   (then open http://127.0.0.1:5000)")
     if not serve_after:
         return
-    from serving.auth import create_token
+    from umrisk.serving.auth import create_token
 
     service = out / "service"
     tokens_file, audit_file = service / "tokens.json", service / "audit.jsonl"

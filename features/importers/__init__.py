@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from features.importers import cms, omop, synthea
-from features.importers.report import ImportReport
-from features.importers.staging import Staging
+from umrisk.features.importers import cms, omop, synthea
+from umrisk.features.importers.report import ImportReport
+from umrisk.features.importers.staging import Staging
 
 __all__ = ["IMPORTERS", "ImportReport", "run_import"]
 

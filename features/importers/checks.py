@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from features.importers.source import PROBLEM, ROW_COLUMNS
-from features.importers.vocab import SHAPES, normalise_code
-from features.schema import EARLIEST_PLAUSIBLE
+from umrisk.features.importers.source import PROBLEM, ROW_COLUMNS
+from umrisk.features.importers.vocab import SHAPES, normalise_code
+from umrisk.features.schema import EARLIEST_PLAUSIBLE
 
 _ISO = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?"
 _DATE_FORMATS = {"iso": _ISO, "yyyymmdd": r"\d{8}"}

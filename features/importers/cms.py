@@ -38,13 +38,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from features.importers.checks import RowChecks
-from features.importers.report import ImportReport
-from features.importers.source import SourceSpec, find_files, read_source
-from features.importers.staging import Staging
-from features.importers.stays import died_during, visit_before
-from features.importers.vocab import SHAPES, ndc11, normalise_code
+from umrisk.features.importers.checks import RowChecks
+from umrisk.features.importers.report import ImportReport
+from umrisk.features.importers.source import SourceSpec, find_files, read_source
+from umrisk.features.importers.staging import Staging
+from umrisk.features.importers.stays import died_during, visit_before
+from umrisk.features.importers.vocab import SHAPES, ndc11, normalise_code
 
 SEXES = {"1": "M", "2": "F"}
 RACES = {"1": "white", "2": "black", "3": "other", "4": "asian", "5": "hispanic", "6": "native"}

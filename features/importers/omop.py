@@ -47,13 +47,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from features.importers.checks import RowChecks
-from features.importers.report import ImportReport
-from features.importers.source import SourceSpec, find_file, read_source
-from features.importers.staging import Staging
-from features.importers.stays import STAY_SETTINGS, died_during, visit_before
-from features.importers.vocab import (
+from umrisk.features.importers.checks import RowChecks
+from umrisk.features.importers.report import ImportReport
+from umrisk.features.importers.source import SourceSpec, find_file, read_source
+from umrisk.features.importers.staging import Staging
+from umrisk.features.importers.stays import STAY_SETTINGS, died_during, visit_before
+from umrisk.features.importers.vocab import (
     SHAPES,
     classify_icd_diagnosis,
     classify_procedure,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from features.schema import TABLES
+from umrisk.features.schema import TABLES
 
 
 def _empty_counts() -> dict:

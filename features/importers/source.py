@@ -28,8 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
-
-from features.importers.report import ImportReport
+from umrisk.features.importers.report import ImportReport
 
 PROBLEM = "_problem"
 ROW_COLUMNS = ("source_file", "source_row")

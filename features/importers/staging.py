@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from features.importers.checks import RowChecks
-from features.importers.report import ImportReport
-from features.schema import TABLES, write_table
+from umrisk.features.importers.checks import RowChecks
+from umrisk.features.importers.report import ImportReport
+from umrisk.features.schema import TABLES, write_table
 
 _DTYPES = {"string": "str", "timestamp": "datetime64[us]", "float": "float64", "int": "int64", "bool": "bool"}
 

@@ -36,13 +36,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-from features.importers.checks import RowChecks
-from features.importers.report import ImportReport
-from features.importers.source import SourceSpec, find_file, read_source
-from features.importers.staging import Staging
-from features.importers.stays import STAY_SETTINGS, died_during, next_setting, visit_before
-from features.importers.vocab import drug_class, has_shape, line_of_business, normalise_code, race_ethnicity
+from umrisk.features.importers.checks import RowChecks
+from umrisk.features.importers.report import ImportReport
+from umrisk.features.importers.source import SourceSpec, find_file, read_source
+from umrisk.features.importers.staging import Staging
+from umrisk.features.importers.stays import STAY_SETTINGS, died_during, next_setting, visit_before
+from umrisk.features.importers.vocab import drug_class, has_shape, line_of_business, normalise_code, race_ethnicity
 
 SETTINGS = {
     "inpatient": "inpatient", "emergency": "emergency", "urgentcare": "outpatient", "ambulatory": "office",

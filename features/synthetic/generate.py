@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from features.schema import write_table
-from features.synthetic.population import draw_population, enrollment_spans, reference
-from features.synthetic.simulate import DAY, HOUR, NAT, PLANNED_DX, TRUTH_HORIZON_DAYS, Simulation
+from umrisk.features.schema import write_table
+from umrisk.features.synthetic.population import draw_population, enrollment_spans, reference
+from umrisk.features.synthetic.simulate import DAY, HOUR, NAT, PLANNED_DX, TRUTH_HORIZON_DAYS, Simulation
 
 BLOCK = 25_000
 DEFAULT_END = pd.Timestamp("2026-01-01")
@@ -313,7 +312,7 @@ def _labs(rng, sim: Simulation, stays, visits, ids) -> pd.DataFrame:
     dk = sim.decline[orow, k]
     panel = rng.random(len(orow)) < 0.35
     n = len(orow)
-    from features.synthetic.simulate import ckd_epi_2021
+    from umrisk.features.synthetic.simulate import ckd_epi_2021
     creat = np.exp(np.log(0.85 + 0.2 * male) + 0.5 * c["ckd"][orow] + 0.08 * dk + rng.normal(0, 0.18, n))
     age = sim.m.age0[orow] + (otime - sim.sim_start) / DAY / 365.25
     values = {

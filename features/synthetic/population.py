@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
-
-from features.synthetic.risk import FRAILTY_LOADING, LOBS, Members
+from umrisk.features.synthetic.risk import FRAILTY_LOADING, LOBS, Members
 
 DATA = Path(__file__).parent / "data"
 LOB_SHARE = np.array([0.30, 0.28, 0.35, 0.07])  # medicare, medicaid, commercial, dual

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from features.synthetic import risk
-from features.synthetic.population import Population, reference
-from features.synthetic.risk import Members
+from umrisk.features.synthetic import risk
+from umrisk.features.synthetic.population import Population, reference
+from umrisk.features.synthetic.risk import Members
 
 DAY = np.timedelta64(86400, "s")
 HOUR = np.timedelta64(3600, "s")

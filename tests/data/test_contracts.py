@@ -3,9 +3,8 @@
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
-from features.schema import ARROW_TYPES, TABLES, read_table, table_files
-from features.validate import validate_dataset
+from umrisk.features.schema import ARROW_TYPES, TABLES, read_table, table_files
+from umrisk.features.validate import validate_dataset
 
 
 def test_generated_store_validates(small_store):

@@ -1,4 +1,4 @@
-"""The CMS DE-SynPUF importer: the shared sample with its real headers, and broken files."""
+"""The CMS DE-SynPUF importer: the sample in tests/fixtures with its real headers, and broken files."""
 
 from __future__ import annotations
 
@@ -7,20 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from umrisk.features.importers import run_import
+from umrisk.features.schema import read_table
+from umrisk.features.validate import validate_dataset
 
-from features.importers import run_import
-from features.schema import read_table
-from features.validate import validate_dataset
-from tests.importing import SHARED_DATA, assert_valid_import, counts_add_up
+from tests.importing import FIXTURES, assert_valid_import, counts_add_up
 
-SAMPLE = SHARED_DATA / "cms-synpuf-sample"
+SAMPLE = FIXTURES / "cms-synpuf-sample"
 BENE_2008 = "DE1_0_2008_Beneficiary_Summary_File_Sample_0.csv"
 INPATIENT = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_0.csv"
 OUTPATIENT = "DE1_0_2008_to_2010_Outpatient_Claims_Sample_0.csv"
 CARRIER_A = "DE1_0_2008_to_2010_Carrier_Claims_Sample_0A.csv"
 CARRIER_B = "DE1_0_2008_to_2010_Carrier_Claims_Sample_0B.csv"
 
-pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"shared sample not found at {SAMPLE}")
 
 
 

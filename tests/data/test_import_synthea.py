@@ -1,4 +1,4 @@
-"""The Synthea importer: the shared sample, another export of another shape, and broken files."""
+"""The Synthea importer: the sample in tests/fixtures, another export of another shape, and broken files."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from umrisk.features.importers import run_import
+from umrisk.features.schema import read_table
+from umrisk.features.validate import validate_dataset
 
-from features.importers import run_import
-from features.schema import read_table
-from features.validate import validate_dataset
-from tests.importing import SHARED_DATA, assert_valid_import, counts_add_up, output_text
+from tests.importing import FIXTURES, assert_valid_import, counts_add_up, output_text
 
-SAMPLE = SHARED_DATA / "synthea-sample"
+SAMPLE = FIXTURES / "synthea-sample"
 IDENTIFYING = ("SSN", "DRIVERS", "PASSPORT", "FIRST", "LAST", "MAIDEN", "ADDRESS")
 
 

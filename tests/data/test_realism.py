@@ -2,10 +2,10 @@
 
 import pytest
 from typer.testing import CliRunner
+from umrisk.features.synthetic.generate import GenerateConfig, generate
+from umrisk.features.synthetic.summary import ADMISSIONS_PER_1000, realism
+from umrisk.features.validate import validate_dataset
 
-from features.synthetic.generate import GenerateConfig, generate
-from features.synthetic.summary import ADMISSIONS_PER_1000, realism
-from features.validate import validate_dataset
 from umrisk.cli import app
 
 

@@ -7,16 +7,16 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from umrisk.features.spec import SplitSpec, load_spec
+from umrisk.features.store import load_store
+from umrisk.training import commands, registry
+from umrisk.training.calibrate import Calibrator, choose_calibrator
+from umrisk.training.metrics import evaluate
+from umrisk.training.split import time_member_split
+from umrisk.training.table import TableError, train_table
+from umrisk.training.train import build_table
 
-from features.spec import SplitSpec, load_spec
-from features.store import load_store
 from tests.specs import quick
-from training import commands, registry
-from training.calibrate import Calibrator, choose_calibrator
-from training.metrics import evaluate
-from training.split import time_member_split
-from training.table import TableError, train_table
-from training.train import build_table
 
 
 def test_no_member_on_both_sides_of_the_split(small_store):

@@ -7,13 +7,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
+from umrisk.serving.api import app
+from umrisk.serving.auth import create_token
+from umrisk.serving.state import ServiceState, Settings
+from umrisk.training import commands
 
-from serving.api import app
-from serving.auth import create_token
-from serving.state import ServiceState, Settings
 from tests.processes import free_port, wait_until_ready
 from tests.specs import quick
-from training import commands
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from umrisk.features.store import load_store
+from umrisk.serving.audit import verify
+from umrisk.serving.schemas import NextStep
 
-from features.store import load_store
-from serving.audit import verify
-from serving.schemas import NextStep
 from tests.service.conftest import auth
 
 ENDPOINTS = {

@@ -3,8 +3,7 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from serving.prioritize import working_order
+from umrisk.serving.prioritize import working_order
 
 cases = st.lists(st.tuples(st.floats(0, 200), st.floats(0, 1)), min_size=1, max_size=60)
 

@@ -4,8 +4,8 @@ import json
 
 import httpx
 import pytest
+from umrisk.serving.audit import verify
 
-from serving.audit import verify
 from tests.service.conftest import auth
 
 

@@ -2,9 +2,9 @@
 
 import pandas as pd
 import pytest
+from umrisk.features.cohorts import admission_cohort, chain_stays, readmission_cohort
+from umrisk.features.spec import SpecError, load_spec, parse_spec
 
-from features.cohorts import admission_cohort, chain_stays, readmission_cohort
-from features.spec import SpecError, load_spec, parse_spec
 from tests.histories import History
 
 READMIT = load_spec("readmission_30d")

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from umrisk.features.build import build_features, feature_set, hospital_score, lace
+from umrisk.features.cohorts import admission_cohort, readmission_cohort
+from umrisk.features.spec import load_spec
+from umrisk.features.store import load_store
 
-from features.build import build_features, feature_set, hospital_score, lace
-from features.cohorts import admission_cohort, readmission_cohort
-from features.spec import load_spec
-from features.store import load_store
 from tests.histories import History
 
 READMIT = load_spec("readmission_30d")
@@ -183,11 +183,12 @@ def test_truncated_store_gives_identical_features_before_the_cut(built):
 
 def test_features_on_an_imported_synthea_export(tmp_path):
     """The whole path on real-format data: import, compact load (categories), both cohorts, features."""
-    from features.importers import run_import
-    from tests.importing import SHARED_DATA
+    from umrisk.features.importers import run_import
+
+    from tests.importing import FIXTURES
 
     out = tmp_path / "synthea"
-    assert run_import("synthea", SHARED_DATA / "synthea-sample", out).ok
+    assert run_import("synthea", FIXTURES / "synthea-sample", out).ok
     store = load_store(out)
     assert isinstance(store["diagnoses"]["code"].dtype, pd.CategoricalDtype)
     for spec in (READMIT, ADMIT):

@@ -3,11 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from features.schema import TABLES, read_table
-from features.synthetic import risk
-from features.synthetic.generate import GenerateConfig, generate
-from features.synthetic.simulate import ckd_epi_2021
+from umrisk.features.schema import TABLES, read_table
+from umrisk.features.synthetic import risk
+from umrisk.features.synthetic.generate import GenerateConfig, generate
+from umrisk.features.synthetic.simulate import ckd_epi_2021
 
 
 def _store(tmp_path, seed, name):
