@@ -198,14 +198,16 @@ class QueuedCase(Out):
     deadline: dt.datetime
     hours_left: float
     overdue: bool
+    why: str
     suggested_next_step: NextStep
     risks: dict[str, Risk]
 
 
 class ReviewQueueResponse(Out):
     generated_at: dt.datetime
-    ordering: str = ("Deadline pressure first, risk second: a case goes ahead of an earlier deadline only when "
-                     "that deadline keeps at least one case's slack; overdue cases first.")
+    ordering: str = ("Overdue cases and cases that can no longer meet their deadline first, by deadline; then "
+                     "deadline pressure first, risk second: a riskier case goes ahead only while every earlier "
+                     "deadline keeps at least one case's slack. Each case says why it is where it is.")
     cases: list[QueuedCase]
     note: str = "Suggested next steps route the case; they never approve or deny it. A clinician decides."
 

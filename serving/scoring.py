@@ -17,7 +17,7 @@ from umrisk.features.build import build_features
 from umrisk.features.cohorts import chain_stays, continuous_enrollment, data_end
 from umrisk.features.events import MemberCodes
 from umrisk.features.spec import ModelSpec
-from umrisk.serving.prioritize import deadlines, working_order
+from umrisk.serving.prioritize import deadlines, queue_order
 from umrisk.serving.reasons import Explainer
 from umrisk.training.registry import UmriskModel
 
@@ -166,7 +166,7 @@ class Scorer:
     def _explain(self, model: str, X: np.ndarray, p: np.ndarray, member_ids, as_of, top: int) -> list[dict]:
         m = self.models[model]
         rm = m.wrapped.risk_model
-        if top:
+        if top and len(X):  # LightGBM's pred_contrib fails on zero rows
             contrib = rm.booster_.predict(X, num_iteration=rm.best_iteration_, pred_contrib=True,
                                           num_threads=1 if len(X) <= 64 else 0)
             reasons = self.explainers[model].reasons(contrib, X, top)
@@ -237,9 +237,9 @@ class Scorer:
         adm = np.array([risks.get("admission_180d", {}).get(m, {}).get("probability") or 0.0 for m in ids])
         readm = np.array([risks.get("readmission_30d", {}).get(m, {}).get("probability") or 0.0 for m in ids])
         risk = np.maximum(adm, readm)
-        order = working_order(hours_left, risk, minutes_per_case)
+        planned = queue_order(hours_left, risk, minutes_per_case)
         out = []
-        for pos, i in enumerate(order, start=1):
+        for pos, i in enumerate(planned.order, start=1):
             c = cases.iloc[i]
             member_risks = {name: risks[name][ids[i]] for name in self.models}
             out.append({
@@ -248,6 +248,7 @@ class Scorer:
                 "urgency": str(c["urgency"]), "received_time": pd.Timestamp(c["received_time"]).to_pydatetime(),
                 "deadline": pd.Timestamp(due.iloc[i]).to_pydatetime(), "hours_left": round(float(hours_left[i]), 2),
                 "overdue": bool(hours_left[i] < 0),
+                "why": planned.why[i],
                 "suggested_next_step": next_step(str(c["urgency"]), str(c["service_type"]), member_risks),
                 "risks": {name: {"model_version": r.get("model_version", self.models[name].version),
                                  "probability": r.get("probability"), "tier": r.get("tier"),
