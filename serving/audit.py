@@ -1,47 +1,352 @@
-"""The append-only audit log: one JSON line per member scored, each carrying the hash of the previous one.
+"""The append-only audit log: one JSON line per event (a member scored, a look-up, a refused call), each
+carrying ``seq``, ``time``, the hash of the previous line (``prev_hash``) and its own ``hash``.
 
-``verify`` re-computes the chain and names the first entry that does not match (edited, removed,
-inserted or reordered lines all break it).
+The hash chain alone shows an edited, removed, inserted or reordered line, but not a log cut at its end or
+rewritten and chained again from the start. So beside the log, outside it, a checkpoint
+(``<log>.checkpoint.json``: entry count, last ``seq``, head hash) is kept, signed with HMAC-SHA256 under a
+secret key (``<log>.key``, or a key file of its own elsewhere, which is better: whoever can rewrite the log
+and read the key can rewrite the checkpoint too). Every append updates the checkpoint under the same file
+lock, after the lines are on disk; ``verify`` checks the chain, then the checkpoint's signature, then that
+the log still has the checkpoint's count and head. The log, the checkpoint and the key are created 0600.
+
+``AuditLog.check`` runs at start-up and raises ``AuditError`` naming the file and line of anything wrong
+(a line cut short by a crash, a line that is not JSON, a broken chain, a checkpoint that does not match),
+so a damaged log stops the service from starting instead of failing every request.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import json
+import logging
 import os
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
+log = logging.getLogger("umrisk.serving")
 GENESIS = "0" * 64
 
 
+class AuditError(RuntimeError):
+    """The audit log cannot be trusted or extended; the message names the file, the line and what is wrong."""
+
+
+def _canonical(body: dict) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
 def _digest(entry: dict) -> str:
-    body = {k: v for k, v in entry.items() if k != "hash"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(_canonical({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
+
+
+def checkpoint_path(path: Path) -> Path:
+    """Where the checkpoint of the log ``path`` is kept."""
+    return path.with_name(path.name + ".checkpoint.json")
+
+
+def default_key_path(path: Path) -> Path:
+    """Where the checkpoint key of the log ``path`` is kept unless another is given."""
+    return path.with_name(path.name + ".key")
+
+
+def _private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist; take group and other access off if it does."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        os.chmod(path, mode & 0o700)
+
+
+def _read_key(key_path: Path) -> bytes | None:
+    try:
+        text = key_path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AuditError(f"audit key {key_path}: cannot be read ({err.__class__.__name__})") from err
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 32:
+        raise AuditError(f"audit key {key_path}: expected 64 or more hex digits (a 256-bit key)")
+    return key
+
+
+def _new_key(key_path: Path) -> bytes:
+    """The key in ``key_path``, created (0600, random 256 bits) if there is none yet."""
+    key = _read_key(key_path)
+    if key is not None:
+        return key
+    if not key_path.parent.exists():
+        key_path.parent.mkdir(mode=0o700, parents=True)
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker made it first
+        return _read_key(key_path) or _new_key(key_path)
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key.hex() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return key
+
+
+def _mac(key: bytes, body: dict) -> str:
+    return hmac.new(key, _canonical({k: v for k, v in body.items() if k != "mac"}), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    entries: int
+    last_seq: int
+    head: str
+
+
+def _write_checkpoint(path: Path, key: bytes, cp: Checkpoint) -> None:
+    """Sign ``cp`` and put it in place atomically: a private temporary file, flushed, renamed over the old one."""
+    body = {"entries": cp.entries, "last_seq": cp.last_seq, "head": cp.head,
+            "time": pd.Timestamp.now(tz="UTC").isoformat()}
+    body["mac"] = _mac(key, body)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(body, indent=1) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _read_checkpoint(path: Path, key: bytes) -> Checkpoint:
+    """The checkpoint at ``path`` if its signature holds under ``key``; ``AuditError`` otherwise."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        cp = Checkpoint(int(body["entries"]), int(body["last_seq"]), str(body["head"]))
+        mac = str(body["mac"])
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise AuditError(f"audit checkpoint {path}: unreadable ({err.__class__.__name__}): it was damaged or "
+                         "replaced") from err
+    if not hmac.compare_digest(mac, _mac(key, body)):
+        raise AuditError(f"audit checkpoint {path}: its signature does not match (it was edited, or written "
+                         "without the log's key)")
+    return cp
+
+
+@dataclass
+class _Scan:
+    ok: bool
+    entries: int
+    last_seq: int
+    head: str
+    message: str
+    head_at: dict  # entries count -> (line, seq, hash) of the entry the checkpoint names, when reached
+
+
+def _scan(fh: IO[str], at: int | None = None) -> _Scan:
+    """Walk the chain from the start; stop at the first line that breaks it (named by its line number)."""
+    prev, seq, n, found = GENESIS, 0, 0, {}
+    for lineno, line in enumerate(fh, start=1):
+        if not line.strip():
+            continue
+        try:
+            e = json.loads(line)
+            if not isinstance(e, dict):
+                raise ValueError
+        except ValueError:
+            torn = not line.endswith("\n")
+            what = ("is cut short (the service stopped in the middle of writing it)" if torn
+                    else "is not a JSON object")
+            return _Scan(False, n, seq, prev, f"line {lineno} {what}", found)
+        if e.get("prev_hash") != prev:
+            return _Scan(False, n, seq, prev, f"line {lineno} (seq {e.get('seq')}): prev_hash does not "
+                         "match the entry before (an entry was removed, inserted or reordered)", found)
+        if _digest(e) != e.get("hash"):
+            return _Scan(False, n, seq, prev, f"line {lineno} (seq {e.get('seq')}): content does not match "
+                         "its hash (edited)", found)
+        if e.get("seq") != seq + 1:
+            return _Scan(False, n, seq, prev, f"line {lineno}: seq {e.get('seq')} where {seq + 1} was "
+                         "expected", found)
+        prev, seq, n = e["hash"], e["seq"], n + 1
+        if n == at:
+            found = {"line": lineno, "seq": seq, "hash": prev}
+    return _Scan(True, n, seq, prev, f"{n} entries, chain intact", found)
+
+
+def _tail(fh: IO[str], path: Path) -> tuple[str, int]:
+    """Head hash and last ``seq`` of the open log, read from its end; ``AuditError`` if the last line is torn."""
+    fd = fh.fileno()
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return GENESIS, 0
+    block = min(size, 65536)
+    data = os.pread(fd, block, size - block)
+    if not data.endswith(b"\n"):
+        raise AuditError(f"{path}: the last line is cut short (the service stopped in the middle of writing it); "
+                         f"check the log with `umrisk audit verify {path}`")
+    lines = [x for x in data.splitlines() if x.strip()]  # bytes: a block may start inside a character
+    try:
+        last = json.loads(lines[-1])
+        return str(last["hash"]), int(last["seq"])
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise AuditError(f"{path}: the last line is not an audit entry; check the log with "
+                         f"`umrisk audit verify {path}`") from err
+
+
+def verify_log(path: Path, key_path: Path | None = None) -> tuple[bool, int, str, bool]:
+    """``(ok, entries checked, message, checkpointed)``: the chain, then the signed checkpoint beside it.
+
+    A log with neither checkpoint nor key (a copy, or one written before checkpoints) is ``ok`` if its chain
+    holds, with ``checkpointed`` False: its end and a rewrite from the start cannot be checked.
+    """
+    key_path = key_path or default_key_path(path)
+    cp_file = checkpoint_path(path)
+    with path.open(encoding="utf-8", newline="") as fh:
+        fcntl.flock(fh, fcntl.LOCK_SH)  # appends hold LOCK_EX until their checkpoint is written
+        try:
+            key = _read_key(key_path)
+            cp = None
+            if key is not None:
+                try:
+                    cp = _read_checkpoint(cp_file, key)
+                except FileNotFoundError:
+                    cp = None
+                except AuditError as err:
+                    scan = _scan(fh)
+                    return False, scan.entries, (scan.message if not scan.ok else str(err)), False
+            scan = _scan(fh, cp.entries if cp else None)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    if not scan.ok:
+        return False, scan.entries, scan.message, cp is not None
+    n = scan.entries
+    if cp is None:
+        if key is not None:
+            return False, n, (f"its checkpoint {cp_file} is missing (the log has a key, so it had one: "
+                              "it was removed)"), False
+        if cp_file.exists():
+            return False, n, f"its checkpoint key {key_path} is missing: the checkpoint cannot be checked", False
+        return True, n, (f"{n} entries, chain intact; no checkpoint beside it ({cp_file}), so a cut end or a "
+                         "rewrite from the start cannot be detected"), False
+    if n < cp.entries:
+        return False, n, (f"truncated: {n} entries where its checkpoint records {cp.entries} (last seq "
+                          f"{cp.last_seq}); {cp.entries - n} entries were removed"), True
+    at = scan.head_at if cp.entries else {"line": 0, "seq": 0, "hash": GENESIS}
+    if at.get("hash") != cp.head or at.get("seq") != cp.last_seq:
+        return False, n, (f"line {at.get('line')} (seq {at.get('seq')}): the chain does not reach the "
+                          f"checkpoint's head (seq {cp.last_seq}, hash {cp.head[:12]}...): entries were edited "
+                          "and the chain re-computed"), True
+    if n > cp.entries:
+        return False, n, (f"{n - cp.entries} entries after seq {cp.last_seq} are not covered by its "
+                          "checkpoint: the service stopped between writing them and the checkpoint, or they "
+                          "were added outside it; read them, then `umrisk audit seal` the log"), True
+    return True, n, f"{n} entries, chain intact, matches its signed checkpoint (seq {cp.last_seq})", True
+
+
+def verify(path: Path, key_path: Path | None = None) -> tuple[bool, int, str]:
+    """``(ok, entries checked, message)``; the message names the first broken entry by line and sequence,
+    a cut end, or a rewrite the checkpoint shows."""
+    ok, n, message, _ = verify_log(path, key_path)
+    return ok, n, message
+
+
+def seal(path: Path, key_path: Path | None = None) -> tuple[int, str]:
+    """Sign the log's current end as its checkpoint, after checking its chain (an operator's step: for a log
+    written before checkpoints, or the entries left after a crash, once someone has read them)."""
+    key_path = key_path or default_key_path(path)
+    key = _new_key(key_path)
+    with path.open("r+", encoding="utf-8", newline="") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            scan = _scan(fh)
+            if not scan.ok:
+                raise AuditError(f"not sealed: {scan.message}")
+            _write_checkpoint(checkpoint_path(path), key, Checkpoint(scan.entries, scan.last_seq, scan.head))
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return scan.entries, scan.head
 
 
 class AuditLog:
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=True)
+    """The audit log of one service. Appends take an exclusive lock on the file, so that several worker
+    processes extend one chain and one checkpoint."""
 
-    def append(self, entries: list[dict]) -> None:
-        """Append entries (caller, role, endpoint, member, model, version, probability...) under a file lock,
-        so that several worker processes extend one chain."""
-        if not entries:
-            return
-        with self.path.open("a+", encoding="utf-8") as fh:
+    def __init__(self, path: Path, key_path: Path | None = None):
+        self.path = path
+        self.key_path = key_path or default_key_path(path)
+        self.checkpoint_path = checkpoint_path(path)
+        self._key: bytes | None = None
+        _private(path)
+        with path.open("r", encoding="utf-8") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                prev, seq = self._last(fh)
+                new = path.stat().st_size == 0 and not self.checkpoint_path.exists()
+                if new and _read_key(self.key_path) is None:  # a new log: sign its empty start
+                    _write_checkpoint(self.checkpoint_path, self._signing_key(), Checkpoint(0, 0, GENESIS))
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _signing_key(self) -> bytes:
+        if self._key is None:
+            self._key = _new_key(self.key_path)
+        return self._key
+
+    def check(self) -> int:
+        """At start-up: the chain holds and matches its signed checkpoint; return the entry count.
+        Raise ``AuditError`` naming the file, the line and what is wrong otherwise."""
+        ok, n, message, checkpointed = verify_log(self.path, self.key_path)
+        if not ok:
+            raise AuditError(f"audit log {self.path} refused: {message}")
+        if not checkpointed:
+            raise AuditError(f"audit log {self.path} refused: it has {n} entries but no checkpoint "
+                             f"({self.checkpoint_path}): read it, then sign its end with "
+                             f"`umrisk audit seal {self.path}`")
+        return n
+
+    def append(self, entries: list[dict]) -> None:
+        """Append entries (caller, role, endpoint, member, model, version, probability...) and move the
+        checkpoint to the new end, under one exclusive lock on the log.
+
+        Refuses (``AuditError``) to extend a log whose end is torn or no longer matches its checkpoint:
+        extending it would sign over the damage."""
+        if not entries:
+            return
+        key = self._signing_key()
+        with self.path.open("a+", encoding="utf-8", newline="") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                prev, seq = _tail(fh, self.path)
+                try:
+                    cp = _read_checkpoint(self.checkpoint_path, key)
+                except FileNotFoundError:
+                    cp = None
+                if cp is None or cp.head != prev or cp.last_seq != seq:
+                    raise AuditError(f"{self.path}: its end (seq {seq}) does not match its checkpoint "
+                                     f"{self.checkpoint_path}; refusing to extend it: run "
+                                     f"`umrisk audit verify {self.path}`")
                 now = pd.Timestamp.now(tz="UTC").isoformat()
                 lines = []
                 for e in entries:
                     seq += 1
-                    entry = {"seq": seq, "time": now, **e, "prev_hash": prev}
+                    entry = {**e, "seq": seq, "time": now, "prev_hash": prev}
                     entry["hash"] = _digest(entry)
                     prev = entry["hash"]
                     lines.append(json.dumps(entry, sort_keys=True, separators=(",", ":")))
@@ -49,49 +354,42 @@ class AuditLog:
                 fh.write("\n".join(lines) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+                _write_checkpoint(self.checkpoint_path, key, Checkpoint(cp.entries + len(lines), seq, prev))
+            except AuditError as err:
+                log.error("audit log not written: %s", err)
+                raise
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    @staticmethod
-    def _last(fh) -> tuple[str, int]:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        if size == 0:
-            return GENESIS, 0
-        block = min(size, 65536)
-        fh.seek(size - block)
-        tail = fh.read(block).strip().splitlines()
-        last = json.loads(tail[-1])
-        return last["hash"], int(last["seq"])
+    def record(self, caller: str | None, role: str | None, endpoint: str, event: str,
+               member_id: str | None = None, outcome: str = "ok", status: int = 200, **details) -> None:
+        """Audit one event that is not a score served: a look-up that discloses whether a member exists or
+        died (``event="lookup"``, ``outcome="unknown member"``), or a refused call (``event="refused"``,
+        ``status`` 401, 403, 422 or 429; ``caller`` None when no valid token came). ``details`` are extra
+        fields (for example ``client`` the address, ``model``)."""
+        entry = {"caller": caller, "role": role, "endpoint": endpoint, "event": event, "outcome": outcome,
+                 "status": int(status), **details}
+        if member_id is not None:
+            entry["member_id"] = member_id
+        self.append([entry])
 
     def entries(self, endpoint: str | None = None) -> list[dict]:
+        """Every entry (of ``endpoint``), in order; ``AuditError`` naming the line if one cannot be read."""
         out = []
-        with self.path.open(encoding="utf-8") as fh:
-            for line in fh:
+        with self.path.open(encoding="utf-8", newline="") as fh:
+            for lineno, line in enumerate(fh, start=1):
                 if line.strip():
-                    e = json.loads(line)
+                    try:
+                        e = json.loads(line)
+                    except ValueError as err:
+                        raise AuditError(f"{self.path} line {lineno} is not a JSON object") from err
                     if endpoint is None or e.get("endpoint") == endpoint:
                         out.append(e)
         return out
 
-
-def verify(path: Path) -> tuple[bool, int, str]:
-    """``(ok, entries checked, message)``; the message names the first broken entry by line and sequence."""
-    prev = GENESIS
-    n = 0
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError:
-                return False, n, f"line {lineno}: not a JSON object"
-            if e.get("prev_hash") != prev:
-                return False, n, (f"line {lineno} (seq {e.get('seq')}): prev_hash does not match the entry before "
-                                  "(an entry was removed, inserted or reordered)")
-            if _digest(e) != e.get("hash"):
-                return False, n, f"line {lineno} (seq {e.get('seq')}): content does not match its hash (edited)"
-            prev = e["hash"]
-            n += 1
-    return True, n, f"{n} entries, chain intact"
+    def members_listed(self, endpoint: str, since: pd.Timestamp) -> set[str]:
+        """Ids of the members served by ``endpoint`` (scored or listed, not refused or looked up in vain)
+        since ``since`` (aware, UTC)."""
+        return {e["member_id"] for e in self.entries(endpoint)
+                if e.get("member_id") is not None and e.get("event") in (None, "served")
+                and pd.Timestamp(e["time"]) >= since}

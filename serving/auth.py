@@ -1,6 +1,11 @@
 """Bearer tokens with roles. The token file holds only SHA-256 hashes; a token is shown once, at creation.
 
 Roles: ``reviewer`` (score, review queue), ``outreach`` (score, outreach), ``admin`` (everything).
+
+The file is a JSON list of ``{"id", "role", "name", "sha256", "created"}``, written whole to a private
+temporary file and renamed over the old one, so a reader never sees half of it. A malformed file is refused
+at start-up (``TokenStore.load``); if it becomes unreadable while the service runs, the tokens read last are
+kept and a warning is logged.
 """
 
 from __future__ import annotations
@@ -8,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+log = logging.getLogger("umrisk.serving")
 ROLES = ("reviewer", "outreach", "admin")
 ALLOWED = {
     "score": {"reviewer", "outreach", "admin"},
@@ -22,6 +30,12 @@ ALLOWED = {
     "outreach": {"outreach", "admin"},
     "models": {"reviewer", "outreach", "admin"},
 }
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class TokenFileError(RuntimeError):
+    """The token file cannot be used (not JSON, cut short, or an entry missing a field); the message names
+    the file and the entry."""
 
 
 @dataclass(frozen=True)
@@ -35,49 +49,158 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def read_tokens(path: Path) -> list[dict]:
+    """The entries of the token file (``[]`` when it does not exist), each checked; raise ``TokenFileError``
+    naming the file and the entry otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as err:
+        raise TokenFileError(f"token file {path}: cannot be read ({err.__class__.__name__}: {err})") from err
+    if not text.strip():
+        return []
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TokenFileError(f"token file {path}: not valid JSON at line {err.lineno}, column {err.colno} "
+                             f"({err.msg}); the file may be cut short: restore it, or remove it and create "
+                             "the tokens again with `umrisk token create`") from err
+    if not isinstance(entries, list):
+        raise TokenFileError(f"token file {path}: expected a JSON list of tokens, found {type(entries).__name__}")
+    seen = set()
+    for i, e in enumerate(entries):
+        where = f"token file {path}: entry {i + 1}"
+        if not isinstance(e, dict):
+            raise TokenFileError(f"{where} is not an object")
+        missing = [k for k in ("id", "role", "sha256") if not isinstance(e.get(k), str) or not e.get(k)]
+        if missing:
+            raise TokenFileError(f"{where} lacks {', '.join(missing)}")
+        if e["role"] not in ROLES:
+            raise TokenFileError(f"{where} (id {e['id']}): unknown role {e['role']!r}; roles are {', '.join(ROLES)}")
+        if not _SHA256.fullmatch(e["sha256"]):
+            raise TokenFileError(f"{where} (id {e['id']}): sha256 is not 64 lower-case hex digits")
+        if e["id"] in seen:
+            raise TokenFileError(f"{where}: id {e['id']} appears twice")
+        seen.add(e["id"])
+    return entries
+
+
+def _write_tokens(path: Path, entries: list[dict]) -> None:
+    """Write the whole file privately (0600) beside ``path``, flush it to disk, then rename it into place."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(entries, indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def create_token(path: Path, role: str, name: str = "") -> tuple[str, str]:
     """Add a token of ``role`` to the token file; return ``(token_id, token)``. Only the hash is stored."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     token = "umr_" + secrets.token_urlsafe(32)
+    entries = read_tokens(path)
+    ids = {e["id"] for e in entries}
     token_id = secrets.token_hex(4)
-    entries = json.loads(path.read_text()) if path.exists() else []
+    while token_id in ids:
+        token_id = secrets.token_hex(4)
     entries.append({"id": token_id, "role": role, "name": name or role, "sha256": _hash(token),
                     "created": pd.Timestamp.now(tz="UTC").isoformat()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=2))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    _write_tokens(path, entries)
     return token_id, token
 
 
+def list_tokens(path: Path) -> list[dict]:
+    """Id, role, name and creation time of each token (never its hash)."""
+    return [{"id": e["id"], "role": e["role"], "name": e.get("name", e["role"]), "created": e.get("created", "")}
+            for e in read_tokens(path)]
+
+
+def revoke_token(path: Path, token_id: str) -> dict:
+    """Remove the token ``token_id`` from the file; return what was removed (without its hash)."""
+    entries = read_tokens(path)
+    kept = [e for e in entries if e["id"] != token_id]
+    if len(kept) == len(entries):
+        raise KeyError(f"no token with id {token_id} in {path}")
+    _write_tokens(path, kept)
+    gone = next(e for e in entries if e["id"] == token_id)
+    return {"id": gone["id"], "role": gone["role"], "name": gone.get("name", gone["role"])}
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer <token>`` header; the scheme is case-insensitive.
+
+    >>> bearer("bearer abc"), bearer("BEARER  abc "), bearer("Basic abc"), bearer("Bearer")
+    ('abc', 'abc', None, None)
+    """
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
+
+
 class TokenStore:
-    """The token file, re-read when it changes, so a new token works without a restart."""
+    """The token file, re-read when it changes, so a new or revoked token takes effect without a restart."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._mtime = -1.0
+        self._seen: tuple | None = None
         self._by_hash: dict[str, Caller] = {}
 
-    def _refresh(self) -> None:
+    def load(self) -> int:
+        """Read the file now (start-up); raise ``TokenFileError`` if it is malformed; return the token count."""
+        seen = self._signature()
+        self._use(read_tokens(self.path))
+        self._seen = seen
+        return len(self._by_hash)
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def _signature(self) -> tuple | None:
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
         except FileNotFoundError:
-            self._by_hash, self._mtime = {}, -1.0
+            return None
+        return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino  # ctime: a chmod counts too
+
+    def _use(self, entries: list[dict]) -> None:
+        self._by_hash = {e["sha256"]: Caller(e["id"], e["role"], e.get("name", e["role"])) for e in entries}
+
+    def _refresh(self) -> None:
+        seen = self._signature()
+        if seen == self._seen:
             return
-        if mtime != self._mtime:
-            entries = json.loads(self.path.read_text())
-            self._by_hash = {e["sha256"]: Caller(e["id"], e["role"], e.get("name", e["role"])) for e in entries
-                             if e.get("role") in ROLES}
-            self._mtime = mtime
+        self._seen = seen
+        if seen is None:
+            if self._by_hash:
+                log.warning("token file %s was removed: no token is accepted until it is created again", self.path)
+            self._by_hash = {}
+            return
+        try:
+            self._use(read_tokens(self.path))
+        except TokenFileError as err:
+            log.warning("%s; keeping the %d token(s) read before", err, len(self._by_hash))
 
     def check(self, authorization: str | None) -> Caller | None:
         """The caller of an ``Authorization: Bearer <token>`` header, or None."""
-        if not authorization or not authorization.startswith("Bearer "):
+        token = bearer(authorization)
+        if token is None:
             return None
         self._refresh()
-        digest = _hash(authorization.removeprefix("Bearer ").strip())
+        digest = _hash(token)
         for known, caller in self._by_hash.items():
             if hmac.compare_digest(known, digest):
                 return caller

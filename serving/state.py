@@ -1,8 +1,12 @@
 """What the service holds while it runs, built once at start-up from its configuration.
 
 Configuration comes from the environment (``umrisk serve`` sets it): ``UMRISK_DATA`` the history store,
-``UMRISK_TOKENS`` the token file, ``UMRISK_AUDIT`` the audit log, ``MLFLOW_TRACKING_URI`` the registry,
-``UMRISK_MAX_BATCH`` and ``UMRISK_MAX_BODY_BYTES`` the request limits, ``UMRISK_MODELS`` the models.
+``UMRISK_TOKENS`` the token file, ``UMRISK_AUDIT`` the audit log (``UMRISK_AUDIT_KEY`` its checkpoint key,
+default beside it), ``MLFLOW_TRACKING_URI`` the registry, ``UMRISK_MAX_BATCH`` and ``UMRISK_MAX_BODY_BYTES``
+the request limits, ``UMRISK_RATE_LIMIT`` the requests a minute per token, ``UMRISK_MODELS`` the models.
+
+Start-up refuses (``StartupError``, one message naming the file or table) a store missing a table the models
+need, a malformed token file, and an audit log that is torn or does not match its signed checkpoint.
 """
 
 from __future__ import annotations
@@ -13,15 +17,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+from umrisk.features.schema import TABLES, table_files
 from umrisk.features.spec import load_spec
 from umrisk.features.store import load_store
-from umrisk.serving.audit import AuditLog
-from umrisk.serving.auth import TokenStore
+from umrisk.serving.audit import AuditError, AuditLog
+from umrisk.serving.auth import TokenFileError, TokenStore
+from umrisk.serving.ratelimit import FailedAuthThrottle, RateLimiter
 from umrisk.serving.scoring import LoadedModel, Scorer
 from umrisk.training import registry
 
 log = logging.getLogger("umrisk.serving")
 DEFAULT_MODELS = ("readmission_30d", "admission_180d")
+OPTIONAL_TABLES = frozenset({"review_requests"})  # the queue can come in the request body instead
+NEEDED_TABLES = tuple(t for t in TABLES if t not in OPTIONAL_TABLES)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start safely; the message says what is wrong and where."""
 
 
 class NoChampion(RuntimeError):
@@ -37,6 +49,8 @@ class Settings:
     max_batch: int = 1000
     max_body_bytes: int = 2_000_000
     models: tuple[str, ...] = DEFAULT_MODELS
+    rate_limit: int = 600
+    audit_key: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,7 +61,49 @@ class Settings:
                    audit=Path(env.get("UMRISK_AUDIT", "audit/audit.jsonl")),
                    tracking_uri=env.get("MLFLOW_TRACKING_URI"), max_batch=int(env.get("UMRISK_MAX_BATCH", 1000)),
                    max_body_bytes=int(env.get("UMRISK_MAX_BODY_BYTES", 2_000_000)),
-                   models=tuple(m for m in env.get("UMRISK_MODELS", ",".join(DEFAULT_MODELS)).split(",") if m))
+                   models=tuple(m for m in env.get("UMRISK_MODELS", ",".join(DEFAULT_MODELS)).split(",") if m),
+                   rate_limit=_positive(env, "UMRISK_RATE_LIMIT", 600),
+                   audit_key=Path(env["UMRISK_AUDIT_KEY"]) if env.get("UMRISK_AUDIT_KEY") else None)
+
+
+def _positive(env, name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise StartupError(f"{name}={raw!r}: expected a whole number of requests a minute, 1 or more")
+    return int(raw)
+
+
+def missing_tables(data: Path) -> list[str]:
+    """The tables the models need that the store ``data`` does not have (``review_requests`` is optional)."""
+    return [t for t in NEEDED_TABLES if not table_files(data, t)]
+
+
+def preflight(settings: Settings) -> tuple[TokenStore, AuditLog]:
+    """The checks that need no model, run before anything heavy loads (and by ``umrisk serve`` before it
+    starts BentoML): the store has every table the models need, the token file is well formed (a warning
+    when it holds no token), and the audit log's chain and checkpoint hold. Raise ``StartupError``."""
+    if not Path(settings.data).is_dir():
+        raise StartupError(f"history store {settings.data}: no such folder")
+    missing = missing_tables(settings.data)
+    if missing:
+        raise StartupError(f"history store {settings.data} lacks the table(s) {', '.join(missing)} the models "
+                           "need: import or generate them (the service never scores from empty tables)")
+    tokens = TokenStore(settings.tokens)
+    try:
+        n_tokens = tokens.load()
+    except TokenFileError as err:
+        raise StartupError(str(err)) from err
+    if n_tokens == 0:
+        log.warning("no token in %s: every call will be refused with 401; create one with "
+                    "`umrisk token create --role reviewer --tokens %s`", settings.tokens, settings.tokens)
+    try:
+        audit = AuditLog(settings.audit, settings.audit_key)
+        audit.check()
+    except (AuditError, OSError) as err:
+        raise StartupError(str(err)) from err
+    return tokens, audit
 
 
 def load_champions(settings: Settings) -> dict[str, LoadedModel]:
@@ -77,13 +133,16 @@ class ServiceState:
     tokens: TokenStore
     audit: AuditLog
     models: dict[str, LoadedModel] = field(default_factory=dict)
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    auth_throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
 
     @classmethod
     def build(cls, settings: Settings) -> ServiceState:
+        tokens, audit = preflight(settings)
         models = load_champions(settings)
         store = load_store(settings.data)
         scorer = Scorer(store, models)
-        state = cls(settings, scorer, TokenStore(settings.tokens), AuditLog(settings.audit), models)
+        state = cls(settings, scorer, tokens, audit, models, RateLimiter(settings.rate_limit), FailedAuthThrottle())
         log.info("umrisk service ready: %s; scoring date %s; population scored at start-up: %s",
                  ", ".join(f"{n} v{m.version}" for n, m in models.items()), scorer.as_of.date(),
                  {n: len(c["p"]) for n, c in scorer.cache.items()})
