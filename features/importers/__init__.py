@@ -7,7 +7,8 @@ rejected source row with ``source_file, source_row, reason`` and the fields the 
 It does not raise on bad input: a fatal problem (a file or required column missing, an unreadable file)
 goes to ``report.errors`` and nothing but the report is written. Identifying fields of patients (names,
 SSNs, licences, passports, addresses) are never read, so they cannot reach the store, the rejects or a
-message. Each source module documents its mapping decisions.
+message. Each source module documents its mapping decisions. An import that loses rows (a file cut short,
+rows whose parent is missing) writes the store but is not ``ok`` (see ``report``).
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def run_import(kind: str, src: Path, out: Path) -> ImportReport:
         report.error(f"{src}: source folder not found")
     elif out.resolve() == src.resolve():
         report.error(f"{out}: the output folder must differ from the source folder")
-    if report.ok:
+    if not report.errors:
         try:
             staging = IMPORTERS[kind](src, report)
-            if report.ok and staging is not None:
+            if not report.errors and staging is not None:
                 staging.write(out)
         except Exception as exc:  # noqa: BLE001 - never a traceback on bad input; this is a bug to report
             report.error(f"import failed unexpectedly ({type(exc).__name__}: {exc}); "

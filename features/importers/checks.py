@@ -42,6 +42,7 @@ class RowChecks:
         self._key = pd.Series(None, index=frame.index, dtype="object")
         self._reason = pd.Series(None, index=frame.index, dtype="object")
         self._latest = latest_plausible()
+        self.parents: dict[str, str] = {}
         if PROBLEM in frame:
             problem = frame[PROBLEM].fillna("")
             self.fail(problem != "", "malformed row", problem, quote=False)
@@ -130,11 +131,16 @@ class RowChecks:
         return codes.where(~empty, None)
 
     def known(self, col: str, values: pd.Series, known: Collection[str] | pd.Index, what: str) -> None:
-        """Reject rows whose non-empty ``values`` are not in ``known`` (e.g. a member id not imported)."""
+        """Reject rows whose non-empty ``values`` are not in ``known`` (e.g. a member id not imported).
+
+        These rows are lost to a missing parent (``what``); ``parents`` maps their reason to it, so that the
+        import counts them as a loss (see ``ImportReport``).
+        """
         value_set = pa.array(pd.Series(list(known) if not isinstance(known, pd.Index | pd.Series) else known,
                                        dtype="str"), from_pandas=True)
         found = pc.is_in(pa.array(values.astype("str"), from_pandas=True), value_set=value_set)
         missing = values.notna() & ~pd.Series(found.to_numpy(zero_copy_only=False), index=values.index)
+        self.parents[f"{col}: unknown {what}"] = what
         self.fail(missing, f"{col}: unknown {what}", values)
 
     def unique(self, col: str, values: pd.Series) -> None:
@@ -146,6 +152,10 @@ class RowChecks:
         """Reject rows where ``later`` precedes ``earlier`` (both present); the reason shows the source value."""
         shown = self.column(later_col) if later_col in self.frame else later.astype("str")
         self.fail(later < earlier, f"{later_col}: before {earlier_col}", shown)
+
+    def rejected_for(self, key: str) -> pd.Series:
+        """The rows whose (first) reason is ``key``."""
+        return (self._key == key).fillna(False).astype(bool)
 
     def reason_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self._key.value_counts().items()}

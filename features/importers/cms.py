@@ -106,9 +106,9 @@ def import_cms(src: Path, report: ImportReport) -> Staging | None:
             if frame is not None:
                 parts.append(frame)
         frames[kind] = pd.concat(parts, ignore_index=True) if parts else None
-    if frames["beneficiary"] is None and report.ok:
+    if frames["beneficiary"] is None and not report.errors:
         report.error(f"no beneficiary summary file (…_Beneficiary_Summary_File_….csv) found in {src}")
-    if not report.ok:
+    if report.errors:
         return None
     if all(frames[k] is None for k in ("inpatient", "outpatient", "carrier", "drug_events")):
         report.warn(f"no claim or drug event files found in {src}")

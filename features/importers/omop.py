@@ -181,7 +181,7 @@ def import_omop(src: Path, report: ImportReport) -> Staging | None:
         if path.suffix.lower() == ".parquet" and find_file(src, spec.name, (".csv",)) is not None:
             report.warn(f"{spec.name}: both .parquet and .csv present; read {path.name}")
         frames[spec.name] = read_source(path, spec, report)
-    if not report.ok:
+    if report.errors:
         return None
     staging = Staging(report)
     members = _members(frames["person"], frames["death"], frames["location"], staging)

@@ -6,6 +6,12 @@ the candidate rows for that table (source rows, or code cells for tables melted 
 out by a documented mapping rule (e.g. an uninsured payer span) and are only counted. A source row that is
 rejected is counted once, in the table it primarily feeds (a rejected claim is not a candidate diagnosis).
 
+An import that *loses* rows is incomplete, and not ``ok``, even though it writes the store (so that the
+rejects can be read): a source file cut short (its last line is a partial row), or child rows rejected because
+their parent is missing (a diagnosis whose encounter, a claim whose beneficiary, is not in the store, whether
+absent from the source or rejected there). ``umrisk data import`` exits with status 1 for it. Bad values in
+single rows are not losses of this kind: they are rejected and counted, and the import stays ok.
+
 Messages name files and columns, never values of identifying fields (those are never read).
 """
 
@@ -25,7 +31,7 @@ def _empty_counts() -> dict:
 
 @dataclass
 class ImportReport:
-    """What one import did; ``ok`` when no fatal error stopped it."""
+    """What one import did; ``ok`` when no fatal error stopped it and it lost no rows (``complete``)."""
 
     source: str
     kind: str
@@ -33,10 +39,39 @@ class ImportReport:
     tables: dict[str, dict] = field(default_factory=lambda: {name: _empty_counts() for name in TABLES})
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    cut: list[str] = field(default_factory=list)
+    orphans: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and self.complete
+
+    @property
+    def complete(self) -> bool:
+        """No file cut short and no row lost to a missing parent."""
+        return not self.cut and not self.orphans
+
+    @property
+    def lost(self) -> list[str]:
+        """Why the import is incomplete: files cut short, then rows rejected for a missing parent, per table."""
+        messages = list(self.cut)
+        for (table, reason), o in self.orphans.items():
+            messages.append(f"{', '.join(o['files'])}: {o['rows']:,} row(s) lost from {table} because their "
+                            f"{o['parent']} is not in the store, absent from the source or rejected ({reason})")
+        return messages
+
+    def cut_short(self, message: str) -> None:
+        """Record a source file whose last line is a partial row (``FILE: line N is cut short ...``)."""
+        if message not in self.cut:
+            self.cut.append(message)
+
+    def add_orphans(self, table: str, reason: str, parent: str, n: int, files: list[str]) -> None:
+        """Count ``n`` rows of ``table`` rejected (with ``reason``) because their ``parent`` is not in the store."""
+        if not n:
+            return
+        entry = self.orphans.setdefault((table, reason), {"parent": parent, "rows": 0, "files": []})
+        entry["rows"] += int(n)
+        entry["files"] += [f for f in files if f not in entry["files"]]
 
     def counts(self, table: str) -> dict:
         return self.tables.setdefault(table, _empty_counts())
@@ -73,7 +108,8 @@ class ImportReport:
 
     def to_dict(self) -> dict:
         return {"source": self.source, "kind": self.kind, "out": str(self.out), "ok": self.ok,
-                "tables": self.tables, "warnings": self.warnings, "errors": self.errors}
+                "complete": self.complete, "tables": self.tables, "warnings": self.warnings, "errors": self.errors,
+                "lost": self.lost}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -97,6 +133,9 @@ class ImportReport:
         if self.warnings:
             lines.append("Warnings:")
             lines += [f"  {w}" for w in self.warnings]
+        if self.lost and not self.errors:
+            lines.append("Import INCOMPLETE: rows were lost (the store and rejects/ are written; exit status 1):")
+            lines += [f"  LOST {m}" for m in self.lost]
         if self.ok:
             lines.append("Import finished.")
         return "\n".join(lines)

@@ -3,8 +3,14 @@
 The frame holds only the columns the importer asks for (``SourceSpec``), each as ``str`` with ``""`` for
 empty, plus ``source_file``, ``source_row`` and ``_problem``. ``source_row`` is the CSV line number (header =
 line 1, first data row = 2; a quoted field spanning lines is counted as one line) or, for Parquet, the
-1-based row number. ``_problem`` is ``""`` or why the row itself is malformed (wrong number of fields, a last
-line cut mid-row); the importer rejects such rows.
+1-based row number. ``_problem`` is ``""`` or why the row itself is malformed (wrong number of fields, a quoted
+field left open); the importer rejects such rows.
+
+A file cut short (a copy or download that stopped part-way) ends in a partial row: a last line with no line
+end after it (Synthea, OMOP tools, CMS files, pandas and spreadsheets all end every line), or a quoted field
+still open at the end of the file. That row is rejected as cut short even when it has every field (its last
+value may be cut), and the report records the loss (``ImportReport.cut_short``), which makes the import
+incomplete (not ok): the rest of the file is missing, and nothing in the rows read says how much.
 
 Identifying columns (names, SSNs, licences, passports, addresses) are declared as *ignored*: they are
 recognised, so they raise no warning, and never read.
@@ -17,6 +23,7 @@ bytes. A file that is not UTF-8 is read as Latin-1 with a warning.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +41,7 @@ PROBLEM = "_problem"
 ROW_COLUMNS = ("source_file", "source_row")
 _DELIMITERS = {";": "semicolons", "|": "pipes"}
 _BLANK = "blank line"
+_OPEN_QUOTE = "a quoted field is left open"
 
 
 @dataclass(frozen=True)
@@ -162,12 +170,42 @@ def _read_csv(path: Path, spec: SourceSpec, report: ImportReport) -> pd.DataFram
     df.columns = [*used.values(), "source_row", PROBLEM]
     df.insert(0, "source_file", name)
     df = df[["source_file", "source_row", *used.values(), PROBLEM]]
+    if not _check_last_line(path, df, report):
+        return None
     blank = (df[list(used.values())] == "").all(axis=1) & (df[PROBLEM].isin(["", _BLANK]))
     if blank.any():
         report.warn(f"{name}: {int(blank.sum())} blank line(s) ignored")
         df = df[~blank]
     return df.reset_index(drop=True)
 
+
+def _check_last_line(path: Path, df: pd.DataFrame, report: ImportReport) -> bool:
+    """Flag a last row cut short (see the module doc) in place; False when the file cannot be read.
+
+    A file that ends inside its header line (wide claim files have headers of several kilobytes) is cut short
+    at line 1, with no row to reject.
+    """
+    try:
+        with path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            line_end = fh.read(1) in (b"\n", b"\r")
+    except OSError as exc:
+        report.error(f"{path.name}: cannot read the file ({exc.strerror or exc})")
+        return False
+    if not len(df):
+        if not line_end:
+            report.cut_short(f"{path.name}: line 1 is cut short (the file may be truncated)")
+        return True
+    last = df.index[-1]
+    line, problem = int(df.at[last, "source_row"]), df.at[last, PROBLEM]
+    if line_end and problem != _OPEN_QUOTE:
+        return True
+    if problem == _BLANK:
+        return True
+    detail = problem.removesuffix(" (truncated?)") or "no line end after it"
+    df.at[last, PROBLEM] = f"cut short, the file may be truncated: {detail}"
+    report.cut_short(f"{path.name}: line {line} is cut short (the file may be truncated)")
+    return True
 
 
 def _parse_csv(path: Path, raw: list[str], positions: list[int], sep: str, encoding: str,
@@ -231,7 +269,9 @@ def _flag(text: str, n: int, positions: list[int], sep: str) -> list[str]:
     if not text.strip():
         return [""] * len(positions) + [_BLANK]
     fields = next(csv.reader([text], delimiter=sep), [])
-    if len(fields) < n:
+    if text.count('"') % 2:
+        problem = _OPEN_QUOTE
+    elif len(fields) < n:
         problem = f"row has {len(fields)} of {n} fields (truncated?)"
     else:
         problem = f"row has {len(fields)} fields, the header {n}"

@@ -41,7 +41,11 @@ class Staging:
             for file in pd.unique(frame["source_file"]) if len(frame) else []:
                 self.report.add_source(table, str(file))
             self.report.add_read(table, len(frame))
-            self.report.add_rejected(table, checks.reason_counts())
+            reasons = checks.reason_counts()
+            self.report.add_rejected(table, reasons)
+            for reason, parent in checks.parents.items():
+                files = frame.loc[checks.rejected_for(reason), "source_file"].unique().tolist()
+                self.report.add_orphans(table, reason, parent, reasons.get(reason, 0), [str(f) for f in files])
             rejected = checks.rejects(reject_columns)
             if len(rejected):
                 self._rejects.setdefault(table, []).append(rejected)

@@ -98,7 +98,7 @@ def import_synthea(src: Path, report: ImportReport) -> Staging | None:
     for spec in OPTIONAL:
         path = find_file(folder, spec.name)
         frames[spec.name] = read_source(path, spec, report) if path is not None else None
-    if not report.ok:
+    if report.errors:
         return None
     if frames["payer_transitions"] is None:
         report.warn("payer_transitions.csv not found: no enrollment imported")

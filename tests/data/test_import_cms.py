@@ -161,6 +161,7 @@ def test_truncated_claims_file_rejects_the_cut_row(tmp_path):
     text = (src / INPATIENT).read_text()
     (src / INPATIENT).write_text(text[: text.index("20100810,922")])
     report = run_import("cms", src, tmp_path / "out")
-    assert report.ok
+    assert not report.ok and not report.complete and not report.errors  # written, but a loss
+    assert report.lost == [f"{INPATIENT}: line 3 is cut short (the file may be truncated)"]
     assert report.tables["encounters"]["rejected"] == {"malformed row": 1}
     assert validate_dataset(tmp_path / "out").ok

@@ -270,6 +270,10 @@ def test_rows_pointing_at_rejected_rows_are_rejected_too(tmp_path):
     _write(src, "encounters.csv", lines)
     report = run_import("synthea", src, tmp_path / "out")
     assert report.tables["diagnoses"]["rejected"] == {"ENCOUNTER: unknown encounter": 2}
+    # the store is written and valid, but the import lost two diagnoses to their rejected encounter: not ok
+    assert not report.ok and not report.errors
+    assert report.lost == ["conditions.csv: 2 row(s) lost from diagnoses because their encounter is not in the "
+                           "store, absent from the source or rejected (ENCOUNTER: unknown encounter)"]
     assert validate_dataset(tmp_path / "out").ok
 
 
@@ -324,13 +328,15 @@ def test_truncated_file_rejects_the_cut_row(tmp_path):
     text = "\n".join(PATIENTS_3X)
     (src / "patients.csv").write_text(text[: text.index("Ms.,Rosalind412")], encoding="utf-8")  # cut mid-row
     report = run_import("synthea", src, tmp_path / "out")
-    assert report.ok, report.render()
+    assert not report.ok and not report.errors, report.render()
+    assert report.lost[0] == "patients.csv: line 3 is cut short (the file may be truncated)"
+    assert report.lost[1].startswith("encounters.csv: 1 row(s) lost from encounters because their patient")
     assert report.tables["members"]["written"] == 1
     reasons = report.tables["members"]["rejected"]
     assert list(reasons) == ["malformed row"]
     rejects = pd.read_csv(tmp_path / "out" / "rejects" / "members.csv", dtype=str)
     assert rejects.loc[0, "source_row"] == "3"
-    assert rejects.loc[0, "reason"].startswith("malformed row: row has 7 of 29 fields")
+    assert rejects.loc[0, "reason"] == "malformed row: cut short, the file may be truncated: row has 7 of 29 fields"
     assert validate_dataset(tmp_path / "out").ok  # p-2's encounter was rejected as an unknown patient
 
 
@@ -343,7 +349,8 @@ def test_row_with_too_many_fields_is_rejected(tmp_path):
     rejects = pd.read_csv(tmp_path / "out" / "rejects" / "encounters.csv", dtype=str)
     assert rejects[["source_row", "Id"]].values.tolist() == [["2", "e-1"]]
     assert "17 fields" in rejects.loc[0, "reason"]
-    assert report.ok and validate_dataset(tmp_path / "out").ok
+    assert report.tables["diagnoses"]["rejected"] == {"ENCOUNTER: unknown encounter": 1}
+    assert not report.complete and validate_dataset(tmp_path / "out").ok  # e-1's diagnosis was lost with it
 
 
 def test_implausible_years_are_rejected(tmp_path):
