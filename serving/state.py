@@ -80,6 +80,11 @@ def missing_tables(data: Path) -> list[str]:
     return [t for t in NEEDED_TABLES if not table_files(data, t)]
 
 
+def no_token_warning(tokens: Path) -> str:
+    return (f"no token in {tokens}: every call will be refused with 401; create one with "
+            f"`umrisk token create --role reviewer --tokens {tokens}`")
+
+
 def preflight(settings: Settings) -> tuple[TokenStore, AuditLog]:
     """The checks that need no model, run before anything heavy loads (and by ``umrisk serve`` before it
     starts BentoML): the store has every table the models need, the token file is well formed (a warning
@@ -96,8 +101,7 @@ def preflight(settings: Settings) -> tuple[TokenStore, AuditLog]:
     except TokenFileError as err:
         raise StartupError(str(err)) from err
     if n_tokens == 0:
-        log.warning("no token in %s: every call will be refused with 401; create one with "
-                    "`umrisk token create --role reviewer --tokens %s`", settings.tokens, settings.tokens)
+        log.warning(no_token_warning(settings.tokens))
     try:
         audit = AuditLog(settings.audit, settings.audit_key)
         audit.check()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -280,25 +282,154 @@ def token_create(
     name: Annotated[str, typer.Option(help="Who or what the token is for (kept in the file).")] = "",
 ) -> None:
     """Create a token: printed once, only its SHA-256 hash is stored."""
-    from umrisk.serving.auth import ROLES, create_token
+    from umrisk.serving.auth import ROLES, TokenFileError, create_token
 
     if role not in ROLES:
         _fail(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-    token_id, token = create_token(tokens, role, name)
+    try:
+        token_id, token = create_token(tokens, role, name)
+    except TokenFileError as err:
+        _fail(str(err))
     typer.echo(token)
     typer.echo(f"(token {token_id}, role {role}, hash stored in {tokens}; this token is not shown again)", err=True)
 
 
+@token_app.command("list")
+def token_list(
+    tokens: Annotated[Path, typer.Option(help="The token file the service reads.")] = Path("umrisk-tokens.json"),
+) -> None:
+    """The tokens in the file: id, role, name, created (never the token or its hash)."""
+    from umrisk.serving.auth import TokenFileError, list_tokens
+
+    try:
+        listed = list_tokens(tokens)
+    except TokenFileError as err:
+        _fail(str(err))
+    if not listed:
+        typer.echo(f"no token in {tokens}")
+        return
+    typer.echo(f"{'id':<10}{'role':<10}{'created':<34}name")
+    for t in listed:
+        typer.echo(f"{t['id']:<10}{t['role']:<10}{t['created']:<34}{t['name']}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The id shown by `umrisk token list`.")],
+    tokens: Annotated[Path, typer.Option(help="The token file the service reads.")] = Path("umrisk-tokens.json"),
+) -> None:
+    """Remove a token; a running service refuses it from its next request."""
+    from umrisk.serving.auth import TokenFileError, revoke_token
+
+    try:
+        gone = revoke_token(tokens, token_id)
+    except (TokenFileError, KeyError) as err:
+        _fail(str(err.args[0]))
+    typer.echo(f"revoked token {gone['id']} (role {gone['role']}, {gone['name']})")
+
+
+AuditKeyOpt = Annotated[Path | None, typer.Option(help="Key of the audit checkpoint (default: <log>.key).")]
+
+
 @audit_app.command("verify")
-def audit_verify(file: Annotated[Path, typer.Argument(help="The audit log (JSON lines).")]) -> None:
-    """Check the hash chain of an audit log; name the first broken entry."""
-    from umrisk.serving.audit import verify
+def audit_verify(file: Annotated[Path, typer.Argument(help="The audit log (JSON lines).")],
+                 key: AuditKeyOpt = None) -> None:
+    """Check the hash chain of an audit log and its signed checkpoint: name the first broken entry, a cut
+    end, or a rewrite."""
+    from umrisk.serving.audit import AuditError, verify
 
     if not file.exists():
         _fail(f"{file}: no such file")
-    ok, n, message = verify(file)
+    try:
+        ok, n, message = verify(file, key)
+    except AuditError as err:
+        _fail(f"BROKEN: {err}", 1)
     typer.echo(message if ok else f"BROKEN after {n} good entries: {message}")
     raise typer.Exit(0 if ok else 1)
+
+
+@audit_app.command("seal")
+def audit_seal(file: Annotated[Path, typer.Argument(help="The audit log (JSON lines).")],
+               key: AuditKeyOpt = None) -> None:
+    """Sign the log's current end as its checkpoint, after checking its chain: for a log written before
+    checkpoints, or entries left uncovered by a crash, once someone has read them."""
+    from umrisk.serving.audit import AuditError, seal
+
+    if not file.exists():
+        _fail(f"{file}: no such file")
+    try:
+        n, head = seal(file, key)
+    except AuditError as err:
+        _fail(str(err), 1)
+    typer.echo(f"sealed {file}: {n} entries, head {head[:12]}...")
+
+
+def busy_port(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be served on (one line), or None when it is free."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        return f"cannot serve on {host}: {err.strerror}"
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: a closed port is free
+        try:
+            s.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use: stop what listens there or pass --port"
+            return f"cannot listen on port {port} on {host}: {err.strerror}"
+    return None
+
+
+def _run_group(command: list[str], env: dict, grace: float = 20.0) -> int:
+    """Run ``command`` in a process group of its own until it ends; SIGINT, SIGTERM or SIGHUP sent to this
+    process are passed to the whole group, which gets ``grace`` seconds before SIGKILL (a second signal
+    kills it at once). Nothing of the group outlives this function."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    stopping: list[float] = []
+
+    def kill_group(signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+
+    def forward(signum: int, _frame) -> None:
+        kill_group(signal.SIGKILL if stopping else signum)
+        stopping.append(time.monotonic())
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in handled}
+    try:
+        while proc.poll() is None:
+            if stopping and time.monotonic() - stopping[0] > grace:
+                kill_group(signal.SIGKILL)
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            kill_group(signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                kill_group(signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # workers the server left behind in its group
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            kill_group(signal.SIGKILL)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if stopping else proc.returncode
 
 
 @app.command()
@@ -312,32 +443,44 @@ def serve(
     tracking_uri: TrackingOpt = None,
     max_batch: Annotated[int, typer.Option(help="Most member ids per score request.")] = 1000,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 2_000_000,
+    rate_limit: Annotated[int, typer.Option(min=1, help="Requests a minute per token (each worker); more are "
+                                                        "answered 429.")] = 600,
+    audit_key: AuditKeyOpt = None,
 ) -> None:
-    """Start the BentoML service with the champion version of each model."""
-    import os
-    import subprocess
+    """Start the BentoML service with the champion version of each model; SIGINT or SIGTERM stops it all."""
     import sys
 
-    from umrisk.serving.state import NoChampion, Settings, load_champions
-    from umrisk.training import registry
-
+    problem = busy_port(host, port)
+    if problem:
+        _fail(problem)
     if not data.is_dir():
         _fail(f"{data}: no such store folder")
+    from umrisk.serving.state import NoChampion, Settings, StartupError, load_champions, no_token_warning, preflight
+    from umrisk.training import registry
+
     uri = registry.configure(tracking_uri)
     settings = Settings(data=data.resolve(), tokens=tokens.resolve(), audit=audit.resolve(), tracking_uri=uri,
-                        max_batch=max_batch, max_body_bytes=max_body_bytes)
+                        max_batch=max_batch, max_body_bytes=max_body_bytes, rate_limit=rate_limit,
+                        audit_key=audit_key.resolve() if audit_key else None)
     try:
+        token_store, _ = preflight(settings)
         champions = load_champions(settings)
+    except StartupError as err:
+        _fail(str(err))
     except NoChampion as err:
         _fail(str(err), 1)
+    if len(token_store) == 0:
+        typer.echo(f"WARNING: {no_token_warning(settings.tokens)}", err=True)
     typer.echo("Serving " + ", ".join(f"umrisk-{n} version {m.version}" for n, m in champions.items())
                + f" on http://{host}:{port}")
     env = {**os.environ, "UMRISK_DATA": str(settings.data), "UMRISK_TOKENS": str(settings.tokens),
            "UMRISK_AUDIT": str(settings.audit), "MLFLOW_TRACKING_URI": uri, "UMRISK_MAX_BATCH": str(max_batch),
-           "UMRISK_MAX_BODY_BYTES": str(max_body_bytes)}
+           "UMRISK_MAX_BODY_BYTES": str(max_body_bytes), "UMRISK_RATE_LIMIT": str(rate_limit)}
+    if settings.audit_key:
+        env["UMRISK_AUDIT_KEY"] = str(settings.audit_key)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
-    raise typer.Exit(subprocess.call([bentoml, "serve", "umrisk.serving.service:Umrisk", "--host", host, "--port",
-                                      str(port)], env=env))
+    raise typer.Exit(_run_group([bentoml, "serve", "umrisk.serving.service:Umrisk", "--host", host, "--port",
+                                 str(port)], env))
 
 
 @app.command()
