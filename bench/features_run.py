@@ -15,9 +15,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 from umrisk.features.build import build_features
-from umrisk.features.catalog import SETTING_WORDS
-from umrisk.features.cohorts import admission_cohort, readmission_cohort
+from umrisk.features.cohorts import discharge_cohort, member_month_cohort
 from umrisk.features.events import EventIndex, MemberCodes, seconds
+from umrisk.features.groups.utilization import SETTING_WORDS
 from umrisk.features.spec import load_spec
 from umrisk.features.store import load_store
 
@@ -64,7 +64,7 @@ def main(store_dir: str, task: str) -> None:
     if task == "admission":
         spec = load_spec("admission_180d")
         t0 = time.perf_counter()
-        pts, _ = admission_cohort(store, spec, dates=[pd.Timestamp("2025-06-01")])
+        pts, _ = member_month_cohort(store, spec, dates=[pd.Timestamp("2025-06-01")])
         res["cohort_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         build_features(store, pts, spec)
@@ -73,14 +73,14 @@ def main(store_dir: str, task: str) -> None:
     elif task == "readmission":
         spec = load_spec("readmission_30d")
         t0 = time.perf_counter()
-        pts, _ = readmission_cohort(store, spec)
+        pts, _ = discharge_cohort(store, spec)
         res["cohort_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         build_features(store, pts, spec)
         res["features_s"] = time.perf_counter() - t0
         res["points"] = len(pts)
     else:
-        pts, _ = admission_cohort(store, load_spec("admission_180d"), dates=[pd.Timestamp("2025-06-01")])
+        pts, _ = member_month_cohort(store, load_spec("admission_180d"), dates=[pd.Timestamp("2025-06-01")])
         # the frame as the store loads it (member ids and settings as categories), the same for both engines
         enc = store["encounters"][["member_id", "setting", "admit_time"]]
         ours, theirs = [], []

@@ -1,45 +1,35 @@
-"""The feature catalog: every feature's name, plain-language description, unit and group.
+"""The feature catalog: every feature's name, plain-language description, unit, group, and how it reads as a reason.
 
-Reason codes are read from here: ``reason`` is a template filled with the member's own value, e.g.
-``"{value:.0f} emergency visits in the last 180 days"``.
+Each feature group (``features.groups``) declares its own entries. Reason codes are read from here, never
+written again elsewhere: ``reason_text(info, value)`` gives the sentence for a member's own value, or None
+when that value can never be a reason for high risk:
+
+- a yes/no feature (``kind="flag"``) is a reason only when present (1);
+- a lab value is a reason only when abnormal by its rule (``abnormal``, from ``valuesets/labs.csv``);
+- a count, an amount of money or a score of points is a reason only when above zero, unless the entry
+  words what an absence means (``zero_reason``, e.g. "no office visit in the last 365 days");
+- any other value (age, days since, a category) is a reason when known.
+
+``direction`` is the clinically established direction of a feature's effect on risk where there is one
+(``"increasing"``: more means riskier), for monotone constraints and behavioural tests.
 """
 
 from __future__ import annotations
 
+import math
+import operator
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cache
 
+import numpy as np
 import pandas as pd
-from umrisk.features.spec import FeatureSpec
+from umrisk.features import codes
 
-SETTING_WORDS = {
-    "inpatient": ("inpatient admissions", "inpatient admission"),
-    "emergency": ("emergency visits", "emergency visit"),
-    "observation": ("observation stays", "observation stay"),
-    "outpatient": ("hospital outpatient visits", "hospital outpatient visit"),
-    "office": ("office visits", "office visit"),
-    "snf": ("skilled nursing facility stays", "skilled nursing facility stay"),
-    "home_health": ("home-health visits", "home-health visit"),
-    "telehealth": ("telehealth visits", "telehealth visit"),
-    "hospice": ("hospice encounters", "hospice encounter"),
-}
-LABS = {
-    # name: (LOINC codes, unit, abnormal rule, words)
-    "hemoglobin": (("718-7", "30313-1", "20509-6"), "g/dL", "below 12", "hemoglobin"),
-    "sodium": (("2951-2", "2947-0"), "mmol/L", "below 135 or above 145", "sodium"),
-    "egfr": (("33914-3", "62238-1", "48642-3", "48643-1", "98979-8", "69405-9"), "mL/min/1.73m2", "below 60",
-             "eGFR"),
-    "hba1c": (("4548-4", "17856-6", "4549-2"), "%", "6.5 or above", "HbA1c"),
-    "bnp": (("30934-4", "42637-9"), "pg/mL", "above 100", "BNP"),
-}
-CHARLSON_WORDS = {
-    "mi": "myocardial infarction", "chf": "congestive heart failure", "pvd": "peripheral vascular disease",
-    "cevd": "cerebrovascular disease", "dementia": "dementia", "cpd": "chronic pulmonary disease",
-    "rheumd": "rheumatic disease", "pud": "peptic ulcer disease", "mld": "mild liver disease",
-    "diab": "diabetes without complications", "diabwc": "diabetes with complications",
-    "hp": "hemiplegia or paraplegia", "rend": "renal disease", "canc": "cancer", "msld": "severe liver disease",
-    "metacanc": "metastatic solid tumour", "aids": "HIV/AIDS",
-}
-HIGH_RISK = ("anticoagulant", "insulin", "opioid", "cardiac_glycoside")
+MONEY_OR_COUNT = ("count", "USD", "points")
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_WORDS = {"<": "below", "<=": "at or below", ">": "above", ">=": "or above"}
 
 
 @dataclass(frozen=True)
@@ -50,90 +40,108 @@ class FeatureInfo:
     group: str
     kind: str = "number"            # number | flag | category
     reason: str = "{value}"         # filled with the member's own value for reason codes
-    tasks: tuple[str, ...] = ("readmission", "admission")
+    tasks: tuple[str, ...] = ("discharge", "member_month")
+    reason_one: str | None = None   # the sentence when the value is exactly 1 (singular)
+    zero_reason: str | None = None  # the sentence when a count of 0 is itself a risk (an absence)
+    abnormal: str | None = None     # a lab rule such as "<135|>145": only abnormal values are reasons
+    direction: str | None = None    # "increasing" where more is clinically established to mean riskier
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-def _plural(n_words: tuple[str, str]) -> str:
-    return n_words[0]
-
-
-def catalog(fs: FeatureSpec, conditions: dict[str, list[str]]) -> list[FeatureInfo]:
-    """All features for a feature spec; ``conditions`` lists Charlson, Elixhauser and chronic labels."""
-    out = [
-        FeatureInfo("age", "Age at the prediction time", "years", "demographics", reason="age {value:.0f}"),
-        FeatureInfo("sex", "Sex (F, M, U)", "", "demographics", "category", reason="sex {value}"),
-        FeatureInfo("line_of_business", "Line of business at the prediction time", "", "demographics", "category",
-                    reason="{value} member"),
-    ]
-    for s, words in SETTING_WORDS.items():
-        for w in fs.windows_days:
-            out.append(FeatureInfo(f"n_{s}_{w}d", f"Number of {words[0]} in the last {w} days", "count",
-                                   "utilization", reason=f"{{value:.0f}} {words[0]} in the last {w} days"))
-    for w in fs.paid_windows_days:
-        out.append(FeatureInfo(f"paid_{w}d", f"Total paid amount of encounters in the last {w} days", "USD",
-                               "utilization", reason=f"${{value:,.0f}} paid in the last {w} days"))
-    out += [
-        FeatureInfo("days_since_inpatient", "Days since the last inpatient discharge (before this stay)", "days",
-                    "utilization", reason="last inpatient discharge {value:.0f} days earlier"),
-        FeatureInfo("days_since_emergency", "Days since the last emergency visit", "days", "utilization",
-                    reason="last emergency visit {value:.0f} days earlier"),
-    ]
-    index_only = ("readmission",)
-    out += [
-        FeatureInfo("los_days", "Length of the index stay", "days", "index stay", reason="{value:.0f}-day stay",
-                    tasks=index_only),
-        FeatureInfo("admission_type", "Admission type of the index stay", "", "index stay", "category",
-                    reason="{value} admission", tasks=index_only),
-        FeatureInfo("discharge_disposition", "Where the member went after the index stay", "", "index stay",
-                    "category", reason="discharged to {value}", tasks=index_only),
-        FeatureInfo("principal_dx_group", "Body-system group of the index principal diagnosis", "", "index stay",
-                    "category", reason="admitted for a {value} condition", tasks=index_only),
-        FeatureInfo("n_procedures_index", "Number of procedures during the index stay", "count", "index stay",
-                    reason="{value:.0f} procedures during the stay", tasks=index_only),
-        FeatureInfo("oncology_index", "Index stay for cancer (principal diagnosis a malignancy)", "flag",
-                    "index stay", "flag", reason="stay for cancer", tasks=index_only),
-    ]
-    for lab, (_, unit, rule, words) in LABS.items():
-        out.append(FeatureInfo(f"lab_{lab}", f"Last {words} in the last {fs.lab_lookback_days} days "
-                                             "(at or before discharge for a stay)", unit, "labs",
-                               reason=f"{words} {{value:g}} {unit}"))
-        out.append(FeatureInfo(f"lab_{lab}_abnormal", f"Last {words} abnormal ({rule})", "flag", "labs", "flag",
-                               reason=f"abnormal {words}"))
-    lb = fs.comorbidity_lookback_days
-    for c in conditions["charlson"]:
-        out.append(FeatureInfo(f"cci_{c}", f"Charlson condition: {CHARLSON_WORDS.get(c, c)} "
-                                           f"(diagnosed in the last {lb} days)", "flag", "comorbidity", "flag",
-                               reason=CHARLSON_WORDS.get(c, c)))
-    out.append(FeatureInfo("charlson_index", "Charlson comorbidity index (Quan coding, Charlson 1987 weights)",
-                           "points", "comorbidity", reason="Charlson index {value:.0f}"))
-    for c in conditions["elixhauser"]:
-        out.append(FeatureInfo(f"elx_{c}", f"Elixhauser condition: {c} (diagnosed in the last {lb} days)", "flag",
-                               "comorbidity", "flag", reason=f"Elixhauser {c}"))
-    out.append(FeatureInfo("elixhauser_vw", "Elixhauser index, van Walraven weights", "points", "comorbidity",
-                           reason="Elixhauser index {value:.0f}"))
-    for c in conditions["chronic"]:
-        words = c.replace("_", " ")
-        out.append(FeatureInfo(f"cc_{c}", f"Chronic condition: {words} (CMS CCW codes, last {lb} days)", "flag",
-                               "chronic conditions", "flag", reason=words))
-    out.append(FeatureInfo("n_chronic", "Number of chronic conditions", "count", "chronic conditions",
-                           reason="{value:.0f} chronic condition(s)"))
-    for w in fs.medication_windows_days:
-        out.append(FeatureInfo(f"n_drug_classes_{w}d", f"Distinct drug classes filled in the last {w} days",
-                               "count", "medications", reason=f"{{value:.0f}} drug classes in the last {w} days"))
-    w0 = fs.medication_windows_days[0]
-    out.append(FeatureInfo("polypharmacy", f"Five or more drug classes in the last {w0} days", "flag",
-                           "medications", "flag", reason="polypharmacy"))
-    for c in HIGH_RISK:
-        words = c.replace("_", " ")
-        out.append(FeatureInfo(f"rx_{c}", f"Filled a {words} in the last {w0} days (high-risk class)", "flag",
-                               "medications", "flag", reason=f"on a {words}"))
-    out += [
-        FeatureInfo("lace", "LACE index (van Walraven 2010): length of stay, acuity, Charlson, emergency visits",
-                    "points", "clinical scores", reason="LACE {value:.0f}", tasks=index_only),
-        FeatureInfo("hospital_score", "HOSPITAL score (Donze 2013)", "points", "clinical scores",
-                    reason="HOSPITAL score {value:.0f}", tasks=index_only),
-    ]
+def _comparisons(rule: str) -> list[tuple[str, float]]:
+    out = []
+    for part in rule.split("|"):
+        m = re.fullmatch(r"\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*", part)
+        if not m:
+            raise ValueError(f"abnormal rule {rule!r}: each part is <, <=, > or >= and a number")
+        out.append((m.group(1), float(m.group(2))))
     return out
+
+
+def is_abnormal(value: float, rule: str) -> bool:
+    """Whether ``value`` is abnormal by a rule such as ``"<135|>145"``.
+
+    >>> is_abnormal(133.0, "<135|>145"), is_abnormal(140.0, "<135|>145"), is_abnormal(6.5, ">=6.5")
+    (True, False, True)
+    """
+    return any(_OPS[op](value, limit) for op, limit in _comparisons(rule))
+
+
+def abnormal_mask(values: np.ndarray, rule: str) -> np.ndarray:
+    """``is_abnormal`` over an array (missing values are not abnormal)."""
+    v = np.asarray(values, dtype=float)
+    out = np.zeros(len(v), dtype=bool)
+    for op, limit in _comparisons(rule):
+        with np.errstate(invalid="ignore"):
+            out |= _OPS[op](v, limit)
+    return out & ~np.isnan(v)
+
+
+def rule_words(rule: str) -> str:
+    """A rule in words: ``"<135|>145"`` reads "below 135 or above 145", ``">=6.5"`` reads "6.5 or above"."""
+    parts = []
+    for op, limit in _comparisons(rule):
+        n = f"{limit:g}"
+        parts.append(f"{n} or above" if op == ">=" else f"{_WORDS[op]} {n}")
+    return " or ".join(parts)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def reason_text(info: Mapping, value) -> str | None:
+    """The reason sentence for a member's ``value`` of a feature (a catalog entry as a dict or FeatureInfo),
+    or None when that value is never a reason for high risk (absent flag, $0, a normal lab, a zero count).
+
+    >>> reason_text({"kind": "flag", "reason": "heart failure"}, 0) is None
+    True
+    >>> reason_text({"kind": "number", "unit": "mmol/L", "reason": "sodium {value:g} mmol/L",
+    ...              "abnormal": "<135|>145"}, 131.0)
+    'sodium 131 mmol/L'
+    >>> reason_text({"kind": "number", "unit": "count", "reason": "{value:.0f} emergency visits",
+    ...              "reason_one": "1 emergency visit"}, 1)
+    '1 emergency visit'
+    """
+    info = info.to_dict() if isinstance(info, FeatureInfo) else info
+    if _missing(value):
+        return None
+    kind = info.get("kind", "number")
+    template = info.get("reason") or "{value}"
+    if kind == "flag":
+        return template if value in (1, True, "1") else None
+    if kind == "category":
+        return _fill(template, value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _fill(template, value)
+    if info.get("abnormal") and not is_abnormal(number, info["abnormal"]):
+        return None
+    if info.get("unit") in MONEY_OR_COUNT and number <= 0:
+        return info.get("zero_reason") if number == 0 else None
+    if number == 1 and info.get("reason_one"):
+        return info["reason_one"]
+    return _fill(template, value)
+
+
+def _fill(template: str, value) -> str:
+    try:
+        return template.format(value=value)
+    except (ValueError, TypeError):
+        return template.format(value=str(value))
+
+
+@cache
+def labs() -> pd.DataFrame:
+    """The labs read as features, with their LOINC codes, unit and abnormal rule (``valuesets/labs.csv``)."""
+    df = codes.valueset("labs").set_index("lab")
+    df["loinc"] = df["loinc"].str.split()
+    for rule in df["abnormal"]:
+        _comparisons(rule)  # a bad rule fails here, naming itself
+    return df
 
 
 def catalog_frame(infos: list[FeatureInfo]) -> pd.DataFrame:

@@ -40,7 +40,29 @@ class FeatureSpec(_Strict):
         return sorted(v)
 
 
-class ReadmissionCohort(_Strict):
+Setting = Literal["inpatient", "emergency", "observation", "outpatient", "office", "snf", "home_health", "hospice",
+                  "telehealth"]
+AdmissionType = Literal["emergency", "urgent", "elective", "unknown"]
+
+
+class EventSpec(_Strict):
+    """Which encounters count as the outcome: their settings, admission types (None: any) and whether planned
+    stays count (CMS Planned Readmission Algorithm v4.0; only inpatient stays can be planned). Inpatient
+    encounters are chained into stays (transfers joined) before they are counted."""
+
+    settings: Annotated[list[Setting], Field(min_length=1)] = ["inpatient"]
+    admission_types: list[AdmissionType] | None = None
+    planned: Literal["exclude", "include"] = "exclude"
+
+    @field_validator("settings")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("settings must be distinct")
+        return v
+
+
+class DischargeCohort(_Strict):
     transfer_max_gap_days: Annotated[int, Field(ge=0, le=2)] = 1
     exclude_dispositions: list[Literal["expired", "ama", "hospice", "transfer_acute", "snf", "rehab", "other",
                                        "unknown"]] = ["expired", "ama", "hospice"]
@@ -50,28 +72,29 @@ class ReadmissionCohort(_Strict):
     lookback_days: Annotated[int, Field(ge=0, le=3650)] = 365
 
 
-class ReadmissionLabel(_Strict):
+class DischargeLabel(_Strict):
+    event: EventSpec = EventSpec()
     window_days: tuple[Annotated[int, Field(ge=0)], Days] = (1, 30)
     planned_first_readmission: Literal["censor", "skip"] = "censor"
     death_without_readmission: Literal["keep", "exclude"] = "keep"
     planned_algorithm: Literal["cms_planned_readmission_v4"] = "cms_planned_readmission_v4"
 
     @model_validator(mode="after")
-    def _window_order(self) -> ReadmissionLabel:
+    def _window_order(self) -> DischargeLabel:
         if self.window_days[0] > self.window_days[1]:
             raise ValueError("window_days: start after end")
         return self
 
 
-class AdmissionCohort(_Strict):
+class MemberMonthCohort(_Strict):
     as_of: Literal["monthly"] = "monthly"
     lookback_days: Annotated[int, Field(ge=0, le=3650)] = 365
     first_date: str | None = None
     horizon_days: Days = 180
 
 
-class AdmissionLabel(_Strict):
-    admission_types: list[Literal["emergency", "urgent", "elective", "unknown"]] = ["emergency", "urgent"]
+class MemberMonthLabel(_Strict):
+    event: EventSpec = EventSpec(settings=["inpatient"], admission_types=["emergency", "urgent"])
     planned_algorithm: Literal["cms_planned_readmission_v4"] = "cms_planned_readmission_v4"
     disenrolled_without_event: Literal["exclude", "keep"] = "exclude"
     death_without_event: Literal["keep", "exclude"] = "keep"
@@ -154,27 +177,35 @@ class ModelTraining(_Strict):
         return next(t.name for t in self.tiers if p >= t.min_probability)
 
 
-class ReadmissionSpec(_Strict):
+class DischargeSpec(_Strict):
+    """A model on index discharges: the outcome within a window after each (30-day readmission)."""
+
     name: str
     description: str = ""
-    task: Literal["readmission"]
-    cohort: ReadmissionCohort = ReadmissionCohort()
-    label: ReadmissionLabel = ReadmissionLabel()
+    intended_use: str = ""
+    task: Literal["discharge"]
+    cohort: DischargeCohort = DischargeCohort()
+    label: DischargeLabel = DischargeLabel()
     features: FeatureSpec = FeatureSpec()
     model: ModelTraining = ModelTraining()
 
 
-class AdmissionSpec(_Strict):
+class MemberMonthSpec(_Strict):
+    """A model on monthly member snapshots: the outcome within a horizon after the first of each month."""
+
     name: str
     description: str = ""
-    task: Literal["admission"]
-    cohort: AdmissionCohort = AdmissionCohort()
-    label: AdmissionLabel = AdmissionLabel()
+    intended_use: str = ""
+    task: Literal["member_month"]
+    cohort: MemberMonthCohort = MemberMonthCohort()
+    label: MemberMonthLabel = MemberMonthLabel()
     features: FeatureSpec = FeatureSpec()
     model: ModelTraining = ModelTraining()
 
 
-ModelSpec = ReadmissionSpec | AdmissionSpec
+ModelSpec = DischargeSpec | MemberMonthSpec
+SPEC_CLASSES: dict[str, type[_Strict]] = {"discharge": DischargeSpec, "member_month": MemberMonthSpec}
+TASK_ALIASES = {"readmission": "discharge", "admission": "member_month"}  # the names of the first two kinds
 
 
 def parse_spec(data: object, source: str = "<spec>") -> ModelSpec:
@@ -182,11 +213,12 @@ def parse_spec(data: object, source: str = "<spec>") -> ModelSpec:
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a spec is a mapping of keys to values, got {type(data).__name__}")
     task = data.get("task")
-    cls = {"readmission": ReadmissionSpec, "admission": AdmissionSpec}.get(task)  # type: ignore[arg-type]
+    task = TASK_ALIASES.get(task, task) if isinstance(task, str) else task
+    cls = SPEC_CLASSES.get(task)  # type: ignore[arg-type]
     if cls is None:
-        raise SpecError(f"{source}: field 'task' must be 'readmission' or 'admission' (got {task!r})")
+        raise SpecError(f"{source}: field 'task' must be one of {', '.join(SPEC_CLASSES)} (got {data.get('task')!r})")
     try:
-        return cls.model_validate(data)
+        return cls.model_validate({**data, "task": task})  # type: ignore[return-value]
     except ValidationError as err:
         lines = [f"{source}: {err.error_count()} problem(s) in the spec:"]
         for e in err.errors():
@@ -195,13 +227,18 @@ def parse_spec(data: object, source: str = "<spec>") -> ModelSpec:
         raise SpecError("\n".join(lines)) from None
 
 
+def spec_names() -> list[str]:
+    """The names of the specs shipped in ``models/``."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
 def load_spec(name_or_path: str | Path) -> ModelSpec:
     """Load ``models/<name>.yaml`` (or a path to a YAML file)."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = MODELS_DIR / f"{name_or_path}.yaml"
     if not path.exists():
-        known = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.yaml")))
+        known = ", ".join(spec_names())
         raise SpecError(f"no model spec {name_or_path!r} (known: {known})")
     try:
         data = yaml.safe_load(path.read_text())

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 from umrisk.features.build import build_features, feature_set
-from umrisk.features.cohorts import CohortReport, admission_cohort, readmission_cohort
+from umrisk.features.cohorts import CohortReport
 from umrisk.features.spec import ModelSpec
 from umrisk.features.store import load_store
+from umrisk.features.tasks import task_for
 from umrisk.training.metrics import age_band, evaluate, net_benefit, subgroups
 from umrisk.training.model import RiskModel
 from umrisk.training.split import Split, time_member_split
@@ -39,8 +40,7 @@ class Table:
 
 def build_table(data_dir: Path | str, spec: ModelSpec) -> Table:
     store = load_store(data_dir)
-    cohort = readmission_cohort if spec.task == "readmission" else admission_cohort
-    points, report = cohort(store, spec)
+    points, report = task_for(spec).cohort(store, spec)
     frame = build_features(store, points, spec)
     fs = feature_set(spec)
     demo = store["members"].set_index("member_id").reindex(frame["member_id"].astype(str))[["race_ethnicity"]]
@@ -77,31 +77,16 @@ def fit_model(table: Table, spec: ModelSpec) -> Trained:
     return Trained(model, split, tuning, timings)
 
 
-def _oracle(table: Table, rows: np.ndarray) -> pd.Series | None:
-    """The generator's true probability for each test point, when the store is synthetic."""
-    if table.data_dir is None or not (table.data_dir / "truth").is_dir():
-        return None
-    f = table.frame.iloc[rows]
-    if "index_encounter_id" in f:
-        t = pd.read_parquet(table.data_dir / "truth" / "readmission", columns=["encounter_id", "p_readmit_30d"])
-        return f["index_encounter_id"].map(t.set_index("encounter_id")["p_readmit_30d"])
-    t = pd.read_parquet(table.data_dir / "truth" / "admission", columns=["member_id", "as_of", "p_admit_180d"])
-    key = pd.MultiIndex.from_arrays([f["member_id"].astype(str), f["as_of"]])
-    return pd.Series(t.set_index(["member_id", "as_of"])["p_admit_180d"].reindex(key).to_numpy(), index=f.index)
-
-
 def baselines(table: Table, rows: np.ndarray, spec: ModelSpec) -> dict[str, float]:
     """AUROC of the scores people use today on the same test points (and of the oracle, if known)."""
     f = table.frame.iloc[rows]
     y = f["label"].to_numpy()
     out: dict[str, float] = {}
     if 0 < y.sum() < len(y):
-        if spec.task == "readmission":
-            out["lace"] = float(roc_auc_score(y, f["lace"]))
-            out["hospital"] = float(roc_auc_score(y, f["hospital_score"]))
-        else:
-            out["prior_year_admissions"] = float(roc_auc_score(y, f["n_inpatient_365d"]))
-        oracle = _oracle(table, rows)
+        task = task_for(spec)
+        for name, score in task.baselines(spec, f).items():
+            out[name] = float(roc_auc_score(y, score))
+        oracle = task.oracle(spec, table.data_dir, f) if table.data_dir is not None else None
         if oracle is not None and oracle.notna().all():
             out["oracle"] = float(roc_auc_score(y, oracle))
     return out

@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from umrisk.features.cohorts import admission_cohort, chain_stays, readmission_cohort
+from umrisk.features.cohorts import chain_stays, discharge_cohort, member_month_cohort
 from umrisk.features.spec import SpecError, load_spec, parse_spec
 
 from tests.histories import History
@@ -12,7 +12,7 @@ ADMIT = load_spec("admission_180d")
 
 
 def _points(h: History, spec=READMIT):
-    return readmission_cohort(h.store(), spec)
+    return discharge_cohort(h.store(), spec)
 
 
 def _label(h: History, member="m1", spec=READMIT) -> dict:
@@ -121,7 +121,7 @@ def test_death_within_30_days_without_readmission_is_kept_and_counted():
     assert dict(report.notes)["deaths within the window without readmission"] == 1
     drop = parse_spec({**READMIT.model_dump(), "label": {**READMIT.label.model_dump(),
                                                          "death_without_readmission": "exclude"}})
-    assert len(readmission_cohort(h.store(), drop)[0]) == 0
+    assert len(discharge_cohort(h.store(), drop)[0]) == 0
 
 
 def test_enrollment_gap_after_discharge_excludes_and_adjacent_spans_do_not():
@@ -147,14 +147,14 @@ def test_short_lookback_excludes():
 
 
 def _admission(h: History, dates=("2024-06-01",)):
-    return admission_cohort(h.store(), ADMIT, dates=[pd.Timestamp(d) for d in dates])
+    return member_month_cohort(h.store(), ADMIT, dates=[pd.Timestamp(d) for d in dates])
 
 
 def test_admission_label_counts_unplanned_within_180_days_only():
     h = _base()
     h.stay("m1", "2024-09-01", "2024-09-04")  # 92 days after the scoring date
     pts, _ = _admission(h)
-    assert pts["label"].tolist() == [1] and pts["days_to_admission"].iat[0] == 92
+    assert pts["label"].tolist() == [1] and pts["days_to_event"].iat[0] == 92
     late = _base()
     late.stay("m1", "2024-12-15", "2024-12-18")  # 197 days after
     assert _admission(late)[0]["label"].tolist() == [0]
@@ -177,12 +177,12 @@ def test_admission_in_hospital_and_disenrolled_are_excluded():
     gone.visit("m2", "2025-12-20", "office")
     pts, report = _admission(gone)
     assert "m1" not in set(pts["member_id"])
-    assert dict(report.steps)["  excluded: left enrollment before the horizon without an admission"] == 1
+    assert dict(report.steps)["  excluded: left enrollment before the horizon without the event"] == 1
 
 
 def test_monthly_dates_by_default():
     h = _base()
-    pts, _ = admission_cohort(h.store(), ADMIT)
+    pts, _ = member_month_cohort(h.store(), ADMIT)
     assert (pts["as_of"].dt.day == 1).all() and pts["as_of"].is_monotonic_increasing
     assert pts["as_of"].min() == pd.Timestamp("2021-01-01")
 

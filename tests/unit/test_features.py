@@ -6,9 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from umrisk.features.build import build_features, feature_set, hospital_score, lace
-from umrisk.features.cohorts import admission_cohort, readmission_cohort
+from umrisk.features.cohorts import discharge_cohort
 from umrisk.features.spec import load_spec
 from umrisk.features.store import load_store
+from umrisk.features.tasks import task_for
 
 from tests.histories import History
 
@@ -59,7 +60,7 @@ def test_index_stay_features_lace_and_hospital():
     h.dx("m1", "2023-06-01", "I5022").dx("m1", "2023-06-01", "J449")
     h.stay("m1", "2024-03-01 09:00", "2024-03-07 12:00", dx="C3490", procedures=("02HV33Z",))
     h.lab("m1", "2024-03-07 08:00", "718-7", 10.5).lab("m1", "2024-03-07 08:00", "2951-2", 132)
-    pts, _ = readmission_cohort(h.store(), READMIT)
+    pts, _ = discharge_cohort(h.store(), READMIT)
     f = build_features(h.store(), pts, READMIT).sort_values("as_of").iloc[-1]
     assert f["los_days"] == 6 and f["admission_type"] == "emergency"
     assert f["principal_dx_group"] == "neoplasm" and f["oncology_index"] == 1 and f["n_procedures_index"] == 1
@@ -98,8 +99,7 @@ def built(small_store):
     store = load_store(small_store)
     out = {}
     for spec in (READMIT, ADMIT):
-        cohort = readmission_cohort if spec.task == "readmission" else admission_cohort
-        pts, _ = cohort(store, spec)
+        pts, _ = task_for(spec).cohort(store, spec)
         out[spec.task] = (pts, build_features(store, pts, spec))
     return store, out
 
@@ -108,11 +108,11 @@ def _member_store(store, member):
     return {name: df[df["member_id"] == member] for name, df in store.items()}
 
 
-@pytest.mark.parametrize("task", ["readmission", "admission"])
+@pytest.mark.parametrize("task", ["discharge", "member_month"])
 def test_batch_and_single_member_give_identical_features(built, task):
     store, out = built
     pts, batch = out[task]
-    spec = READMIT if task == "readmission" else ADMIT
+    spec = READMIT if task == "discharge" else ADMIT
     rng = np.random.default_rng(0)
     for member in rng.choice(pts["member_id"].unique(), size=5, replace=False):
         sel = pts["member_id"] == member
@@ -129,7 +129,7 @@ EVENT_KINDS = ["emergency", "inpatient", "office", "dx", "lab", "fill"]
 def test_events_after_as_of_change_no_feature(built, events):
     """Append random events after each point's own time: every feature stays as it was."""
     store, out = built
-    for task, spec in (("readmission", READMIT), ("admission", ADMIT)):
+    for task, spec in (("discharge", READMIT), ("member_month", ADMIT)):
         pts, before = out[task]
         pts, before = pts.iloc[:40], before.iloc[:40]
         members = pts["member_id"].unique()[:8]
@@ -174,7 +174,7 @@ def test_truncated_store_gives_identical_features_before_the_cut(built):
         if name == "members":
             df.loc[df["death_date"] > cut, "death_date"] = pd.NaT
         trunc[name] = df
-    for task, spec in (("readmission", READMIT), ("admission", ADMIT)):
+    for task, spec in (("discharge", READMIT), ("member_month", ADMIT)):
         pts, full = out[task]
         early = pts["as_of"] <= cut
         assert early.sum() > 50
@@ -192,8 +192,7 @@ def test_features_on_an_imported_synthea_export(tmp_path):
     store = load_store(out)
     assert isinstance(store["diagnoses"]["code"].dtype, pd.CategoricalDtype)
     for spec in (READMIT, ADMIT):
-        cohort = readmission_cohort if spec.task == "readmission" else admission_cohort
-        pts, report = cohort(store, spec)
+        pts, report = task_for(spec).cohort(store, spec)
         assert len(pts) > 0, report.render()
         f = build_features(store, pts, spec)
         assert list(f.columns[-len(feature_set(spec).names):]) == feature_set(spec).names
