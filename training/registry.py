@@ -1,5 +1,10 @@
 """The MLflow registry: log a run, register ``umrisk-<model>``, move aliases, load a version.
 
+The registered version is the contract the service serves: it carries the full spec (parseable back with
+``parse_spec``), the feature catalog and the feature list, and a SHA-256 digest of its artifact files recorded
+as the version tag ``artifact_sha256`` at registration. ``load`` downloads the artifacts to a local folder,
+recomputes the digest and refuses to unpickle anything that does not match.
+
 Tracking goes to ``MLFLOW_TRACKING_URI`` when it is set (a team's MLflow server), else to a local SQLite
 file ``mlflow.db`` in the working directory; with a SQLite store, artifacts go to ``mlruns/`` beside it.
 Nothing is configured at import time: ``configure`` is called by the entry points.
@@ -7,6 +12,7 @@ Nothing is configured at import time: ``configure`` is called by the entry point
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -17,11 +23,31 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
-from umrisk.training.lineage import code_version, package_versions
+from umrisk.features.spec import ModelSpec, parse_spec
+from umrisk.training.lineage import code_version, hash_file, package_versions
 from umrisk.training.model import RiskModel
+
+DIGEST_TAG = "artifact_sha256"
+
+
+class RegistryError(RuntimeError):
+    """A registered version that cannot be used; the message names the model and the version."""
+
+
+class NoSuchVersion(RegistryError):
+    """The registered model, version or alias does not exist."""
+
+
+class ArtifactUnverified(RegistryError):
+    """The version has no artifact digest recorded at registration: it is not loaded."""
+
+
+class ArtifactTampered(RegistryError):
+    """The version's artifact files do not match the digest recorded at registration: it is not loaded."""
 
 
 def configure(tracking_uri: str | None = None) -> str:
@@ -30,6 +56,11 @@ def configure(tracking_uri: str | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
+
+
+def tracking_uri() -> str:
+    """The tracking URI in use (set by ``configure``)."""
+    return mlflow.get_tracking_uri()
 
 
 def registered_name(model: str) -> str:
@@ -91,11 +122,34 @@ def model_signature(risk_model: RiskModel, frame: pd.DataFrame) -> ModelSignatur
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+def artifact_digest(folder: Path | str) -> str:
+    """SHA-256 over every file under ``folder``: each relative path (sorted, POSIX form) then its bytes.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp()); _ = (d / "a").write_bytes(b"x")
+    >>> artifact_digest(d) == artifact_digest(d) and len(artifact_digest(d)) == 64
+    True
+    """
+    root = Path(folder)
+    h = hashlib.sha256()
+    for f in sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix()):
+        rel = f.relative_to(root).as_posix().encode()
+        h.update(len(rel).to_bytes(8, "big") + rel + f.stat().st_size.to_bytes(8, "big"))
+        hash_file(f, h)
+    return h.hexdigest()
+
+
+def _download(name: str, version: str, dst: Path) -> Path:
+    """The stored artifact files of a version, copied into ``dst`` (never the stored folder itself)."""
+    uri = MlflowClient().get_model_version_download_uri(name, str(version))
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+
+
 @dataclass
 class Logged:
     run_id: str
     version: str
     name: str
+    code_version: str = ""
 
 
 def log_and_register(*, model_name: str, risk_model: RiskModel, spec: dict, catalog: list[dict],
@@ -116,6 +170,9 @@ def log_and_register(*, model_name: str, risk_model: RiskModel, spec: dict, cata
             (t / "data_fingerprint.json").write_text(json.dumps(fingerprint, indent=2))
             (t / "packages.json").write_text(json.dumps(package_versions(), indent=2))
             (t / "spec.json").write_text(json.dumps(spec, indent=2, default=str))
+            (t / "catalog.json").write_text(json.dumps(catalog, indent=2, default=str))
+            (t / "features.json").write_text(json.dumps({"features": list(risk_model.features),
+                                                         "categorical": list(risk_model.categorical)}, indent=2))
             mlflow.log_artifacts(tmp, artifact_path="lineage")
         example = example[risk_model.features].head(5)
         example = example.astype({c: "str" for c in risk_model.categorical})
@@ -128,27 +185,53 @@ def log_and_register(*, model_name: str, risk_model: RiskModel, spec: dict, cata
                               if p in ("lightgbm", "scikit-learn", "pandas", "numpy", "mlflow")])
         version = str(info.registered_model_version)
     client = MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        digest = artifact_digest(_download(name, version, Path(tmp)))
     for k, v in {"run_id": run.info.run_id, "data_sha256": fingerprint["sha256"],
-                 "code_version": meta["code_version"], **tags}.items():
+                 "code_version": meta["code_version"], **tags, DIGEST_TAG: digest}.items():
         client.set_model_version_tag(name, version, k, str(v))
     client.set_registered_model_alias(name, alias, version)
-    return Logged(run.info.run_id, version, name)
+    return Logged(run.info.run_id, version, name, meta["code_version"])
 
 
 def resolve(model_name: str, version: str | None = None, alias: str | None = None) -> ModelVersion:
     """The registry entry for a version or an alias (``champion`` when neither is given)."""
     client = MlflowClient()
     name = registered_name(model_name)
-    if version is not None:
-        return client.get_model_version(name, str(version))
-    return client.get_model_version_by_alias(name, alias or "champion")
+    what = f"version {version}" if version is not None else f"alias {alias or 'champion'}"
+    try:
+        if version is not None:
+            return client.get_model_version(name, str(version))
+        return client.get_model_version_by_alias(name, alias or "champion")
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise NoSuchVersion(f"{name} has no {what} in {mlflow.get_tracking_uri()}") from None
+        raise
 
 
 def load(model_name: str, version: str | None = None, alias: str | None = None) -> tuple[UmriskModel, ModelVersion]:
-    """Load a registered version (by number or alias) without refitting anything."""
+    """Load a registered version (by number or alias) without refitting anything.
+
+    The artifact files are downloaded to a local folder and their digest compared with the one recorded at
+    registration before anything is unpickled; ``ArtifactTampered`` or ``ArtifactUnverified`` otherwise.
+    """
     mv = resolve(model_name, version, alias)
-    loaded = mlflow.pyfunc.load_model(f"models:/{mv.name}/{mv.version}")
+    recorded = (mv.tags or {}).get(DIGEST_TAG)
+    if not recorded:
+        raise ArtifactUnverified(f"the artifact of {mv.name} version {mv.version} has no digest recorded at "
+                                 "registration: it is not loaded (register it again with umrisk train)")
+    with tempfile.TemporaryDirectory(prefix="umrisk-model-") as tmp:
+        local = _download(mv.name, mv.version, Path(tmp))
+        if artifact_digest(local) != recorded:
+            raise ArtifactTampered(f"the artifact of {mv.name} version {mv.version} does not match the digest "
+                                   "recorded at registration: it is not loaded (corrupt or tampered files)")
+        loaded = mlflow.pyfunc.load_model(str(local))
     return loaded.unwrap_python_model(), mv
+
+
+def stored_spec(wrapped: UmriskModel) -> ModelSpec:
+    """The spec registered with a loaded version (not today's YAML), parsed back into its type."""
+    return parse_spec(wrapped.spec, f"the spec stored with umrisk-{wrapped.meta.get('model', '?')}")
 
 
 def set_alias(model_name: str, alias: str, version: str, reason: str | None = None) -> None:
