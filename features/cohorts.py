@@ -312,9 +312,10 @@ def discharge_cohort(store: dict[str, pd.DataFrame], spec: DischargeSpec,
 
 
 def latest_discharges(store: dict[str, pd.DataFrame], spec: DischargeSpec, member_ids: list[str],
-                      as_of: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, str]]:
+                      as_of: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
     """The discharge each member can be scored from at ``as_of`` (their latest chained stay admitted before it),
-    and why the others cannot: the cohort's eligibility rules, plus the member alive and the window still open.
+    and why the others cannot, as (category, sentence): the cohort's eligibility rules, plus the member alive
+    and the window still open.
     """
     c, lab = spec.cohort, spec.label
     stays = stays_with_planned(store, c.transfer_max_gap_days)
@@ -328,23 +329,24 @@ def latest_discharges(store: dict[str, pd.DataFrame], spec: DischargeSpec, membe
         "member_id")["death_date"]
     by_member = last.set_index("member_id")
     why_by_member = pd.Series(why_stay.to_numpy(), index=by_member.index)
-    reasons: dict[str, str] = {}
+    reasons: dict[str, tuple[str, str]] = {}
     keep = []
     for mid in dict.fromkeys(member_ids):
         died = death.get(mid)
         if mid not in by_member.index:
-            reasons[mid] = f"no inpatient discharge before {as_of.date()}"
+            reasons[mid] = ("no discharge", f"no inpatient discharge before {as_of.date()}")
             continue
         row = by_member.loc[mid]
         if pd.notna(died) and died <= as_of:
-            reasons[mid] = f"died on {pd.Timestamp(died).date()}"
+            reasons[mid] = ("deceased", f"died on {pd.Timestamp(died).date()}")
         elif why_by_member[mid] == "still in hospital":
-            reasons[mid] = f"in hospital on {as_of.date()}"
+            reasons[mid] = ("in hospital", f"in hospital on {as_of.date()}")
         elif why_by_member[mid]:
-            reasons[mid] = f"the latest stay is not an index stay: {why_by_member[mid]}"
+            reasons[mid] = ("not an index stay", f"the latest stay is not an index stay: {why_by_member[mid]}")
         elif row["discharge_time"].normalize() + lab.window_days[1] * DAY < as_of.normalize():
             closes = (row["discharge_time"].normalize() + lab.window_days[1] * DAY).date()
-            reasons[mid] = f"the {lab.window_days[1]}-day window after the latest discharge closed on {closes}"
+            reasons[mid] = ("window closed",
+                           f"the {lab.window_days[1]}-day window after the latest discharge closed on {closes}")
         else:
             keep.append(mid)
     pts = by_member.loc[keep]
@@ -369,9 +371,9 @@ def in_hospital(points: pd.DataFrame, stays: pd.DataFrame) -> np.ndarray:
 
 
 def snapshot_eligibility(store: dict[str, pd.DataFrame], spec: MemberMonthSpec, member_ids: list[str],
-                         as_of: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, str]]:
+                         as_of: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
     """Members who can be scored at ``as_of`` by the member-month cohort's rules (alive, continuously enrolled
-    over the lookback, not in hospital) as points, and why each other member cannot."""
+    over the lookback, not in hospital) as points, and why each other member cannot, as (category, sentence)."""
     c = spec.cohort
     ids = list(dict.fromkeys(member_ids))
     pts = pd.DataFrame({"member_id": pd.Series(ids, dtype=object),
@@ -381,18 +383,18 @@ def snapshot_eligibility(store: dict[str, pd.DataFrame], spec: MemberMonthSpec, 
     death = pts["member_id"].map(store["members"].assign(member_id=store["members"]["member_id"].astype("str"))
                                  .set_index("member_id")["death_date"])
     hosp = in_hospital(pts, stays_with_planned(store)) if len(pts) else np.zeros(0, bool)
-    reasons: dict[str, str] = {}
+    reasons: dict[str, tuple[str, str]] = {}
     ok = np.ones(len(pts), dtype=bool)
     for i, mid in enumerate(ids):
         if pd.notna(death.iat[i]) and death.iat[i] <= as_of:
-            reasons[mid] = f"died on {pd.Timestamp(death.iat[i]).date()}"
+            reasons[mid] = ("deceased", f"died on {pd.Timestamp(death.iat[i]).date()}")
         elif pd.isna(at["start"].iat[i]):
-            reasons[mid] = f"not enrolled on {as_of.date()}"
+            reasons[mid] = ("not enrolled", f"not enrolled on {as_of.date()}")
         elif at["start"].iat[i] > as_of.normalize() - c.lookback_days * DAY:
-            reasons[mid] = (f"enrolled since {pd.Timestamp(at['start'].iat[i]).date()}, fewer than "
+            reasons[mid] = ("short enrollment", f"enrolled since {pd.Timestamp(at['start'].iat[i]).date()}, fewer than "
                             f"{c.lookback_days} days before {as_of.date()}")
         elif hosp[i]:
-            reasons[mid] = f"in hospital on {as_of.date()}"
+            reasons[mid] = ("in hospital", f"in hospital on {as_of.date()}")
         else:
             continue
         ok[i] = False

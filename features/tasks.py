@@ -33,12 +33,16 @@ class Scorable:
     """The points that can be scored at a date, and why each other member cannot."""
 
     points: pd.DataFrame
-    reasons: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, tuple[str, str]] = field(default_factory=dict)  # member -> (category, sentence)
 
 
 class Task(Protocol):
     kind: str
     excludes_index: bool  # utilization counts stop a second before history_end (the index stay not counted)
+    outreach_list: bool   # its points are members at a date, so it can rank an outreach list
+    care_tiers: int       # a risk in this many top tiers suggests the task's care step in a review queue
+
+    def care_step(self, service_type: str) -> str: ...
 
     def cohort(self, store: Store, spec: ModelSpec) -> tuple[pd.DataFrame, CohortReport]: ...
 
@@ -56,6 +60,14 @@ class DischargeTask:
 
     kind = "discharge"
     excludes_index = True
+    outreach_list = False
+    care_tiers = 1
+
+    def care_step(self, service_type: str) -> str:
+        """Transitional care for an admission under review; care management otherwise."""
+        if service_type == "inpatient_admission":
+            return "plan transitional care at discharge"
+        return "refer to care management"
 
     def cohort(self, store: Store, spec: DischargeSpec) -> tuple[pd.DataFrame, CohortReport]:
         return discharge_cohort(store, spec)
@@ -87,6 +99,11 @@ class MemberMonthTask:
 
     kind = "member_month"
     excludes_index = False
+    outreach_list = True
+    care_tiers = 2
+
+    def care_step(self, service_type: str) -> str:
+        return "refer to care management"
 
     def cohort(self, store: Store, spec: MemberMonthSpec) -> tuple[pd.DataFrame, CohortReport]:
         return member_month_cohort(store, spec)

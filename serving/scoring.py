@@ -1,10 +1,13 @@
 """Scoring members, ordering review queues and building outreach lists, with no HTTP in sight.
 
 At start-up the current population is scored once with the features package (the same
-``build_features`` as training): for admission risk every member alive and enrolled on the scoring date
-and not in hospital; for readmission risk each member's latest live discharge. Requests for those
-members at the default date read the cached rows; other dates and inline histories compute features on
-the fly through the same code. Percentiles are against the current population's scores.
+``build_features`` as training), for each model the points its task says can be scored on the scoring date
+(the same eligibility as its training cohort: for a member-month task every member alive, enrolled over
+the look-back and not in hospital; for a discharge task each member's latest index discharge whose window
+is still open). Requests for those members at the default date read the cached rows; other dates and
+inline histories go through the same task and features. A member who cannot be scored gets the reason.
+Percentiles are against the current population's scores. No model is named here: the models served are
+the ones the service was given.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from umrisk.features.build import build_features
-from umrisk.features.cohorts import chain_stays, continuous_enrollment, data_end
+from umrisk.features.cohorts import data_end, data_start
 from umrisk.features.events import MemberCodes
 from umrisk.features.spec import ModelSpec
+from umrisk.features.tasks import task_for
 from umrisk.serving.prioritize import deadlines, queue_order
 from umrisk.serving.reasons import Explainer
 from umrisk.training.registry import UmriskModel
 
 OPEN_STATUSES = ("open", "in_review", "pended")
+STEPS = ("expedite clinical review", "plan transitional care at discharge", "refer to care management",
+         "routine review")
 HOSPICE_LOOKBACK = pd.Timedelta(days=180)
 
 
@@ -68,21 +74,15 @@ class MemberIndex:
         return out
 
 
-def readmission_points(store: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
-    """Each member's latest live discharge at or before ``as_of`` (transfers chained), as a prediction point."""
-    stays = chain_stays(store["encounters"], 1)
-    stays = stays[stays["discharge_time"].notna() & (stays["discharge_time"] <= as_of)
-                  & (stays["discharge_disposition"].astype("str") != "expired")]
-    last = stays.sort_values("discharge_time").groupby(stays["member_id"].astype("str"), observed=True).tail(1)
-    return pd.DataFrame({"member_id": last["member_id"].astype("str").to_numpy(),
-                         "as_of": last["discharge_time"].to_numpy(),
-                         "index_encounter_id": last["index_encounter_id"].astype("str").to_numpy(),
-                         "index_admit_time": last["admit_time"].to_numpy()})
+class OutOfRange(ValueError):
+    """A scoring date outside the data the store holds."""
 
 
-def admission_points(store: dict[str, pd.DataFrame], member_ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
-    return pd.DataFrame({"member_id": member_ids, "as_of": pd.Series([as_of] * len(member_ids),
-                                                                     dtype="datetime64[us]")})
+def _category_counts(reasons: dict[str, tuple[str, str]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for category, _text in reasons.values():
+        out[category] = out.get(category, 0) + 1
+    return out
 
 
 class Scorer:
@@ -90,68 +90,62 @@ class Scorer:
                  as_of: pd.Timestamp | None = None):
         self.store = store
         self.models = models
-        # the default scoring date: the last day the store covers
-        self.as_of = (as_of or data_end(store) - pd.Timedelta(days=1)).normalize()
+        # the dates the store covers; the default scoring date is its last day
+        self.first_day = data_start(store)
+        self.last_day = data_end(store) - pd.Timedelta(days=1)
+        self.as_of = (as_of or self.last_day).normalize()
         self.index = MemberIndex(store)
         self.population = self._population()
-        self.cache: dict[str, pd.DataFrame] = {}
-        self.pop_scores: dict[str, np.ndarray] = {}
-        pop = self.population
-        scorable = {"admission": pop.loc[pop["alive"] & pop["enrolled"] & ~pop["in_hospital"], "member_id"],
-                    "readmission": pop.loc[pop["alive"], "member_id"]}
+        members = self.population["member_id"].tolist()
         self.explainers: dict[str, Explainer] = {}
         self.cache: dict[str, dict] = {}
         self.pop_scores: dict[str, np.ndarray] = {}
+        self.not_scorable: dict[str, dict[str, int]] = {}
         for name, m in models.items():
             rm = m.wrapped.risk_model
+            task = task_for(m.spec)
             self.explainers[name] = Explainer.from_catalog(rm.features, m.catalog, rm.levels_)
-            pts = self._points(name, store, list(scorable[m.spec.task]), self.as_of)
-            if len(pts) == 0:
+            sc = task.scorable(store, m.spec, members, self.as_of)
+            if len(sc.points) == 0:
                 raise ValueError(f"{name}: nobody in the store can be scored on {self.as_of.date()}")
-            X = rm.matrix(build_features(store, pts, m.spec))
+            X = rm.matrix(build_features(store, sc.points, m.spec))
             p = self._calibrated(name, X)
+            pts = sc.points
             # the current population as the model's float matrix: a cached score is a row look-up
             self.cache[name] = {"X": X, "p": p, "as_of": pts["as_of"].to_numpy(),
-                                "member_id": pts["member_id"].to_numpy(),
+                                "member_id": pts["member_id"].to_numpy(), "reasons": sc.reasons,
                                 "row": {mid: i for i, mid in enumerate(pts["member_id"])}}
-            if m.spec.task == "admission":  # what outreach filters on, aligned with the cached rows
-                facts = pop.set_index("member_id").loc[pts["member_id"]]
+            if task.outreach_list:  # what outreach filters on, aligned with the cached rows
+                facts = self.population.set_index("member_id").loc[pts["member_id"]]
                 self.cache[name]["hospice"] = facts["hospice"].to_numpy(dtype=bool)
                 self.cache[name]["lob"] = facts["line_of_business"].to_numpy(dtype=object)
             self.pop_scores[name] = np.sort(p)
-        self.not_scorable = {"deceased": int((~pop["alive"]).sum()),
-                             "not enrolled": int((pop["alive"] & ~pop["enrolled"]).sum()),
-                             "in hospital": int((pop["alive"] & pop["enrolled"] & pop["in_hospital"]).sum())}
+            self.not_scorable[name] = _category_counts(sc.reasons)
 
     # ------------------------------------------------------------------ population
     def _population(self) -> pd.DataFrame:
-        """Every member with the facts outreach filters on: alive, enrolled, in hospital, hospice, line."""
+        """Every member with the facts outreach filters on beyond eligibility: hospice, line of business."""
         s = self.store
-        m = s["members"][["member_id", "death_date"]].copy()
+        m = s["members"][["member_id"]].copy()
         m["member_id"] = m["member_id"].astype("str")
-        periods = continuous_enrollment(s["enrollment"])
-        cover = periods[(periods["start_date"] <= self.as_of) & (periods["end_date"] >= self.as_of)]
         enr = s["enrollment"]
         span = enr[(enr["start_date"] <= self.as_of) & (enr["end_date"] >= self.as_of)]
         lob = span.assign(mid=span["member_id"].astype("str")).groupby("mid")["line_of_business"].last()
         enc = s["encounters"]
-        inp = enc[(enc["setting"] == "inpatient") & (enc["admit_time"] < self.as_of)
-                  & (enc["discharge_time"].isna() | (enc["discharge_time"] > self.as_of))]
-        recent = enc[enc["admit_time"] >= self.as_of - HOSPICE_LOOKBACK]
+        recent = enc[(enc["admit_time"] >= self.as_of - HOSPICE_LOOKBACK) & (enc["admit_time"] <= self.as_of)]
         hospice = recent[(recent["setting"] == "hospice") | (recent["discharge_disposition"] == "hospice")]
-        m["alive"] = m["death_date"].isna() | (m["death_date"] > self.as_of)
-        m["enrolled"] = m["member_id"].isin(set(cover["member_id"].astype("str")))
-        m["in_hospital"] = m["member_id"].isin(set(inp["member_id"].astype("str")))
         m["hospice"] = m["member_id"].isin(set(hospice["member_id"].astype("str")))
         m["line_of_business"] = m["member_id"].map(lob.astype("str")).fillna("unknown")
         return m.reset_index(drop=True)
 
-    def _points(self, model: str, store: dict[str, pd.DataFrame], member_ids: list[str],
-                as_of: pd.Timestamp) -> pd.DataFrame:
-        if self.models[model].spec.task == "readmission":
-            pts = readmission_points(store, as_of)
-            return pts[pts["member_id"].isin(member_ids)].reset_index(drop=True)
-        return admission_points(store, member_ids, as_of)
+    def check_date(self, when: pd.Timestamp, first: pd.Timestamp | None = None,
+                   last: pd.Timestamp | None = None) -> pd.Timestamp:
+        """``when`` as a day inside the data (the store's unless ``first``/``last`` say otherwise), else OutOfRange."""
+        first, last = first or self.first_day, last or self.last_day
+        day = pd.Timestamp(when).normalize()
+        if not first <= day <= last:
+            raise OutOfRange(f"as_of {day.date()} is outside the data, which covers {first.date()} to {last.date()}")
+        return day
 
     # ------------------------------------------------------------------ scoring
     def percentile(self, model: str, p: np.ndarray) -> np.ndarray:
@@ -160,6 +154,8 @@ class Scorer:
 
     def _calibrated(self, model: str, X: np.ndarray) -> np.ndarray:
         rm = self.models[model].wrapped.risk_model
+        if len(X) == 0:
+            return np.zeros(0)
         raw = rm.booster_.predict(X, num_iteration=rm.best_iteration_, num_threads=1 if len(X) <= 64 else 0)
         return rm.calibrator_.transform(raw) if rm.calibrator_ is not None else raw
 
@@ -183,45 +179,55 @@ class Scorer:
         return self._explain(model, X, self._calibrated(model, X), feats["member_id"].to_numpy(),
                              feats["as_of"].to_numpy(), top)
 
+    @staticmethod
+    def _not_scorable(mid: str, when: pd.Timestamp, why: tuple[str, str] | None) -> dict:
+        text = why[1] if why else "not scorable"
+        return {"member_id": mid, "error": f"not scorable on {when.date()}: {text}",
+                "not_scorable": why[0] if why else "unknown"}
+
     def score(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None = None, top: int = 3) -> list[dict]:
-        """One entry per requested id, in order: a score, or an error for that member alone."""
+        """One entry per requested id, in order: a score, or an error for that member alone (unknown, or not
+        scorable at the date by the model's task, with the reason). A date outside the data is OutOfRange."""
+        m = self.models[model]
+        when = self.as_of if as_of is None else self.check_date(as_of)
         results: dict[str, dict] = {}
         known = self.index.known(member_ids)
         for mid, ok in zip(member_ids, known, strict=True):
             if not ok:
-                results[mid] = {"member_id": mid, "error": "unknown member"}
-        wanted = [m for m, ok in zip(member_ids, known, strict=True) if ok]
+                results[mid] = {"member_id": mid, "error": "unknown member", "not_scorable": "unknown member"}
+        wanted = list(dict.fromkeys(mid for mid, ok in zip(member_ids, known, strict=True) if ok))
         if wanted:
-            if as_of is None or pd.Timestamp(as_of).normalize() == self.as_of:
+            if when == self.as_of:
                 c = self.cache[model]
-                rows = np.array([c["row"][m] for m in dict.fromkeys(wanted) if m in c["row"]], dtype=int)
+                rows = np.array([c["row"][mid] for mid in wanted if mid in c["row"]], dtype=int)
                 scored = self._explain(model, c["X"][rows], c["p"][rows], c["member_id"][rows], c["as_of"][rows],
                                        top) if len(rows) else []
+                reasons = c["reasons"]
             else:
-                sub = self.index.subset(list(dict.fromkeys(wanted)))
-                pts = self._points(model, sub, wanted, pd.Timestamp(as_of).normalize())
-                scored = self._explain_frame(model, build_features(sub, pts, self.models[model].spec), top) \
-                    if len(pts) else []
+                sub = self.index.subset(wanted)
+                sc = task_for(m.spec).scorable(sub, m.spec, wanted, when)
+                scored = self._explain_frame(model, build_features(sub, sc.points, m.spec), top) \
+                    if len(sc.points) else []
+                reasons = sc.reasons
             for r in scored:
                 results[r["member_id"]] = r
             for mid in wanted:
-                results.setdefault(mid, {"member_id": mid, "error": self._why_missing(model)})
-        return [results[m] for m in member_ids]
-
-    def _why_missing(self, model: str) -> str:
-        if self.models[model].spec.task == "readmission":
-            return "no inpatient discharge on or before the scoring date to score readmission from"
-        return "not scorable on this date (not enrolled, deceased or in hospital)"
+                if mid not in results:
+                    results[mid] = self._not_scorable(mid, when, reasons.get(mid))
+        return [results[mid] for mid in member_ids]
 
     def score_history(self, model: str, history: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
                       top: int = 3) -> list[dict]:
-        """Score one member's inline history (rows of the canonical tables) through the same features."""
+        """Score one member's inline history (rows of the canonical tables) through the same task and features.
+        The date must fall inside the history's own data (default: its last day)."""
+        m = self.models[model]
         mid = str(history["members"]["member_id"].iat[0])
-        when = pd.Timestamp(as_of).normalize() if as_of is not None else self.as_of
-        pts = self._points(model, history, [mid], when)
-        if len(pts) == 0:
-            return [{"member_id": mid, "error": self._why_missing(model)}]
-        return self._explain_frame(model, build_features(history, pts, self.models[model].spec), top)
+        first, last = data_start(history), data_end(history) - pd.Timedelta(days=1)
+        when = last.normalize() if as_of is None else self.check_date(as_of, first, last)
+        sc = task_for(m.spec).scorable(history, m.spec, [mid], when)
+        if len(sc.points) == 0:
+            return [self._not_scorable(mid, when, sc.reasons.get(mid))]
+        return self._explain_frame(model, build_features(history, sc.points, m.spec), top)
 
     # ------------------------------------------------------------------ review queue
     def open_cases(self) -> pd.DataFrame:
@@ -234,9 +240,9 @@ class Scorer:
         hours_left = ((due - now) / pd.Timedelta(hours=1)).to_numpy()
         ids = cases["member_id"].astype(str).tolist()
         risks = {name: {r["member_id"]: r for r in self.score(name, ids, top=top)} for name in self.models}
-        adm = np.array([risks.get("admission_180d", {}).get(m, {}).get("probability") or 0.0 for m in ids])
-        readm = np.array([risks.get("readmission_30d", {}).get(m, {}).get("probability") or 0.0 for m in ids])
-        risk = np.maximum(adm, readm)
+        # the case's risk is the highest of the member's risks over the models served
+        risk = np.array([max((risks[name][mid].get("probability") or 0.0 for name in self.models), default=0.0)
+                         for mid in ids])
         planned = queue_order(hours_left, risk, minutes_per_case)
         out = []
         for pos, i in enumerate(planned.order, start=1):
@@ -249,7 +255,7 @@ class Scorer:
                 "deadline": pd.Timestamp(due.iloc[i]).to_pydatetime(), "hours_left": round(float(hours_left[i]), 2),
                 "overdue": bool(hours_left[i] < 0),
                 "why": planned.why[i],
-                "suggested_next_step": next_step(str(c["urgency"]), str(c["service_type"]), member_risks),
+                "suggested_next_step": self.next_step(str(c["urgency"]), str(c["service_type"]), member_risks),
                 "risks": {name: {"model_version": r.get("model_version", self.models[name].version),
                                  "probability": r.get("probability"), "tier": r.get("tier"),
                                  "percentile": r.get("percentile"), "reasons": r.get("reasons") or [],
@@ -257,14 +263,43 @@ class Scorer:
             })
         return out
 
+    def next_step(self, urgency: str, service_type: str, risks: dict[str, dict]) -> str:
+        """A routing suggestion from a fixed set (``STEPS``), never an approval or a denial: an expedited case with
+        a risk in a model's top tier is expedited; otherwise the most urgent care step of the models whose risk
+        is in their task's care tiers; else routine review."""
+        ranks = {}
+        for name, r in risks.items():
+            names = [t.name for t in self.models[name].spec.model.tiers]
+            if r.get("tier") in names:
+                ranks[name] = names.index(r["tier"])
+        if urgency == "expedited" and 0 in ranks.values():
+            return STEPS[0]
+        steps = {task_for(self.models[name].spec).care_step(service_type) for name, rank in ranks.items()
+                 if rank < task_for(self.models[name].spec).care_tiers}
+        return next((s for s in STEPS if s in steps), STEPS[-1])
+
     # ------------------------------------------------------------------ outreach
+    def outreach_model(self, model: str | None) -> str:
+        """The model an outreach list ranks by: the one asked for, else the first served whose task ranks members
+        at a date. ValueError when there is none or the one asked for cannot make a list."""
+        able = [n for n, m in self.models.items() if task_for(m.spec).outreach_list]
+        if model is None:
+            if not able:
+                raise ValueError("no model served here ranks members for outreach")
+            return able[0]
+        if model not in able:
+            raise ValueError(f"model {model} scores {task_for(self.models[model].spec).kind} points, not members at a "
+                             f"date: use one of {', '.join(able) or '(none served)'}")
+        return model
+
     def outreach(self, capacity: int, line_of_business: str | None, contacted: set[str],
-                 model: str = "admission_180d", top: int = 3) -> dict:
-        """The top ``capacity`` members by risk among those alive, enrolled, out of hospital and out of hospice
-        (facts of the population at start-up), optionally of one line of business and not contacted lately."""
+                 model: str | None = None, top: int = 3) -> dict:
+        """The top ``capacity`` members by risk among those the model's task can score today (alive, enrolled, out
+        of hospital), out of hospice, optionally of one line of business and not contacted lately."""
+        model = self.outreach_model(model)
         c = self.cache[model]
         ok = ~c["hospice"]
-        excluded = {**self.not_scorable, "hospice": int(c["hospice"].sum())}
+        excluded = {**self.not_scorable[model], "hospice": int(c["hospice"].sum())}
         if line_of_business:
             other = c["lob"] != line_of_business
             excluded["other line of business"] = int((ok & other).sum())
@@ -279,17 +314,6 @@ class Scorer:
         for rank, (r, i) in enumerate(zip(rows, chosen, strict=True), start=1):
             r["rank"] = rank
             r["line_of_business"] = str(c["lob"][i])
-        return {"model_version": self.models[model].version, "as_of": self.as_of.to_pydatetime(),
+        return {"model": model, "model_version": self.models[model].version, "as_of": self.as_of.to_pydatetime(),
                 "eligible": int(len(eligible)), "excluded": excluded, "members": rows}
 
-
-def next_step(urgency: str, service_type: str, risks: dict[str, dict]) -> str:
-    """A routing suggestion from a fixed set; never an approval or a denial."""
-    tiers = {name: r.get("tier") for name, r in risks.items()}
-    if urgency == "expedited" and "high" in tiers.values():
-        return "expedite clinical review"
-    if service_type == "inpatient_admission" and tiers.get("readmission_30d") == "high":
-        return "plan transitional care at discharge"
-    if tiers.get("admission_180d") in ("high", "elevated") or tiers.get("readmission_30d") == "high":
-        return "refer to care management"
-    return "routine review"
