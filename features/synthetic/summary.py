@@ -38,7 +38,7 @@ def realism(stats: dict) -> dict:
     out["readmission_oracle_auroc"] = {"value": auc, "range": list(ORACLE_AUROC),
                                        "ok": bool(ORACLE_AUROC[0] <= auc <= ORACLE_AUROC[1])}
     ya, pa = stats["admit_y"], stats["admit_p"]
-    out["admission_180d_rate"] = float(np.mean(ya)) if len(ya) else float("nan")
+    out["admission_rate_180d"] = float(np.mean(ya)) if len(ya) else float("nan")
     out["admission_oracle_auroc"] = float(roc_auc_score(ya, pa)) if 0 < ya.sum() < len(ya) else float("nan")
     n65 = stats["n_65"]
     out["prevalence_medicare_65_plus"] = {c: v / n65 for c, v in stats["prevalence_65"].items()} if n65 else {}
@@ -63,7 +63,7 @@ def render(stats: dict, real: dict) -> str:
     a = real["readmission_oracle_auroc"]
     lines.append(f"Oracle AUROC, readmission (true probability vs drawn label): {a['value']:.3f} (0.75-0.88)  "
                  f"{mark[a['ok']]}")
-    lines.append(f"180-day unplanned admission rate: {real['admission_180d_rate']:.1%};  oracle AUROC "
+    lines.append(f"180-day unplanned admission rate: {real['admission_rate_180d']:.1%};  oracle AUROC "
                  f"{real['admission_oracle_auroc']:.3f}")
     prev = real["prevalence_medicare_65_plus"]
     if prev:
