@@ -5,6 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO    ?= demo-data
 MEMBERS ?= 20000
+PORT    ?= 3000
 
 .DEFAULT_GOAL := help
 
@@ -20,8 +21,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the locked dependencies and umrisk
 
-demo: $(STAMP) ## Main job: generate, validate, build features, train and promote both models, then serve them on :3000
-	$(BIN)/umrisk demo --out $(DEMO) --members $(MEMBERS)
+demo: $(STAMP) ## Main job: generate, validate, build features, train and promote every model, then serve them (PORT=3000)
+	$(BIN)/umrisk demo --out $(DEMO) --members $(MEMBERS) --port $(PORT)
 
 test: $(STAMP) ## Run lint and the test suite
 	$(BIN)/ruff check .

@@ -1,4 +1,8 @@
-"""What ``umrisk train``, ``evaluate`` and ``promote`` do, as functions the CLI and tests call."""
+"""What ``umrisk train``, ``evaluate`` and ``promote`` do, as functions the CLI and tests call.
+
+The three share one feature table per store and spec (``feature_cache.feature_table``), and evaluate or
+promote a registered version with the spec stored with it, not today's YAML.
+"""
 
 from __future__ import annotations
 
@@ -10,40 +14,42 @@ import numpy as np
 import pandas as pd
 from umrisk.features.build import feature_set
 from umrisk.features.spec import ModelSpec, load_spec
+from umrisk.features.tasks import task_for
 from umrisk.training import registry
-from umrisk.training.lineage import code_version, data_fingerprint
-from umrisk.training.model import RiskModel
-from umrisk.training.report import model_card, write_report
-from umrisk.training.train import Table, build_table, evaluate_model, fit_model
+from umrisk.training.feature_cache import feature_table
+from umrisk.training.lineage import data_fingerprint
+from umrisk.training.pipeline import Fitted, register_and_report, split_of_run, write_card
+from umrisk.training.report import about_spec
+from umrisk.training.split import time_member_split
+from umrisk.training.train import Table, evaluate_model, fit_model
 
-SHAP_SAMPLE = 2000
+
+def require_store(data: Path | str | None) -> Path:
+    """The store folder, or ``FileNotFoundError`` naming it."""
+    if data is None or not Path(data).is_dir():
+        raise FileNotFoundError(f"{data}: no such store folder")
+    return Path(data)
 
 
-def _report(out: Path, *, spec: ModelSpec, model: RiskModel, table: Table, rows: np.ndarray, ev: dict,
-            version: str | None, run_id: str | None, split: dict, trained_on: tuple, calibration: str,
-            fingerprint: dict) -> Path:
-    test = table.frame.iloc[rows]
-    sample = test.sample(min(SHAP_SAMPLE, len(test)), random_state=1)
-    if spec.task == "readmission":
-        baseline_scores = {"lace": test["lace"].to_numpy(), "hospital": test["hospital_score"].to_numpy()}
-    else:
-        baseline_scores = {"prior_year_admissions": test["n_inpatient_365d"].to_numpy()}
-    card = model_card(spec=spec, version=version, run_id=run_id, ev=ev, cohort=table.cohort.to_dict(), split=split,
-                      lineage={"code_version": code_version(), "data_sha256": fingerprint["sha256"],
-                               "data_rows": fingerprint["rows"], "data_dir": str(table.data_dir)},
-                      calibration=calibration, trained_on=trained_on, tested_on=ev["period"])
-    return write_report(out, card, ev, model.importance(), model.contributions(sample), model.prepare(sample),
-                        baseline_scores)
+def baseline_scores(table: Table, rows: np.ndarray, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The task's clinical baseline scores on the evaluated rows (for the ROC plot)."""
+    return task_for(spec).baselines(spec, table.frame.iloc[rows])
+
+
+def held_out_rows(table: Table, spec: ModelSpec) -> np.ndarray:
+    return time_member_split(table.frame, spec.model.split).test
 
 
 def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking_uri: str | None = None,
           spec: ModelSpec | None = None) -> dict:
-    """Build features, split, tune, fit, calibrate, evaluate, log, register as challenger."""
-    uri = registry.configure(tracking_uri)
+    """Build (or reuse) the feature table, split, tune, fit, calibrate, evaluate, log, register as challenger."""
+    registry.configure(tracking_uri)
     spec = spec or load_spec(model_name)
+    data = require_store(data)
     seconds = {}
     t0 = time.perf_counter()
-    table = build_table(data, spec)
+    fingerprint = data_fingerprint(data)
+    table, cached = feature_table(data, spec, fingerprint)
     seconds["features"] = time.perf_counter() - t0
     trained = fit_model(table, spec)
     seconds.update(trained.seconds)
@@ -52,69 +58,50 @@ def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking
     ev = evaluate_model(trained.model, table, split.test, spec)
     valid = evaluate_model(trained.model, table, split.valid, spec, n_boot=0)["metrics"]
     seconds["evaluation"] = time.perf_counter() - t0
-    fingerprint = data_fingerprint(data)
     train_rows = table.frame.iloc[split.train]
-    trained_on = (train_rows["as_of"].min(), train_rows["as_of"].max())
-    m = ev["metrics"]
-    metrics = {**{f"test_{k}": v for k, v in m.items() if isinstance(v, float)},
-               **{f"valid_{k}": v for k, v in valid.items() if k in ("auroc", "auprc", "brier", "ici")},
-               **{f"baseline_{k}_auroc": v for k, v in ev["baselines"].items()},
-               **{f"test_top{int(round(100 * t['fraction']))}_precision": t["precision"] for t in m["top_k"]},
-               **{f"seconds_{k}": v for k, v in seconds.items()},
-               **{f"n_{k}": float(v) for k, v in split.sizes().items()}}
-    params = {**trained.model.params, "best_iteration": trained.model.best_iteration_,
-              "calibration": trained.model.calibrator_.method, "tuning_trials": trained.tuning.get("trials", 0)}
-    t0 = time.perf_counter()
-    logged = registry.log_and_register(
-        model_name=spec.name, risk_model=trained.model, spec=spec.model_dump(mode="json"),
-        catalog=[asdict(i) for i in feature_set(spec).infos], example=table.frame.iloc[split.test],
-        params=params, metrics=metrics, fingerprint=fingerprint,
-        tags={"data_dir": str(Path(data).resolve()), "trained_from": str(trained_on[0]),
-              "trained_to": str(trained_on[1]), "split_cut": str(split.cut)})
-    seconds["mlflow"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = reports / spec.name / f"v{logged.version}"
-    _report(out, spec=spec, model=trained.model, table=table, rows=split.test, ev=ev, version=logged.version,
-            run_id=logged.run_id, split=split.sizes(), trained_on=trained_on,
-            calibration=trained.model.calibrator_.method, fingerprint=fingerprint)
-    seconds["report"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    registry.log_artifacts(logged.run_id, out, "evaluation")
-    seconds["mlflow"] += time.perf_counter() - t0
-    return {"model": spec.name, "registered_model": logged.name, "version": logged.version, "run_id": logged.run_id,
-            "alias": "challenger", "report": str(out / "report.html"), "model_card": str(out / "model_card.md"),
-            "test": {k: m[k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ici", "e90",
-                                       "calibration_slope", "calibration_intercept")},
-            "baselines": ev["baselines"], "split": split.sizes(), "seconds": seconds,
-            "tracking_uri": uri}
+    fitted = Fitted(trained.model, ev, valid, split.sizes(), (train_rows["as_of"].min(), train_rows["as_of"].max()),
+                    table.frame.iloc[split.test], baseline_scores(table, split.test, spec), trained.tuning, seconds)
+    result = register_and_report(
+        fitted, about=about_spec(spec), spec=spec.model_dump(mode="json"),
+        catalog=[asdict(i) for i in feature_set(spec).infos], fingerprint=fingerprint,
+        tags={"data_dir": str(data.resolve()), "split_cut": str(split.cut)}, cohort=table.cohort.to_dict(),
+        reports=reports, data_label=str(data.resolve()))
+    return {**result, "features_cached": cached}
 
 
-def _test_rows(table: Table, spec: ModelSpec) -> np.ndarray:
-    from umrisk.training.split import time_member_split
-
-    return time_member_split(table.frame, spec.model.split).test
+def _stored_or(spec: ModelSpec | None, wrapped: registry.UmriskModel) -> ModelSpec:
+    return spec if spec is not None else registry.stored_spec(wrapped)
 
 
 def evaluate(model_name: str, data: Path, out: Path, version: str | None = None, alias: str | None = None,
              tracking_uri: str | None = None, spec: ModelSpec | None = None) -> dict:
-    """Evaluate a registered version on the test set of ``data``; write the report and log it to the run."""
+    """Evaluate a registered version on the test set of ``data``; write the report and log it to the run.
+
+    The table is built with the spec registered with the version (``spec`` overrides it); the model card
+    shows the training split recorded on the version's run."""
     registry.configure(tracking_uri)
-    spec = spec or load_spec(model_name)
-    wrapped, mv = registry.load(spec.name, version, alias)
-    table = build_table(data, spec)
-    rows = _test_rows(table, spec)
-    ev = evaluate_model(wrapped.risk_model, table, rows, spec)
+    data = require_store(data)
+    wrapped, mv = registry.load(model_name, version, alias)
+    spec = _stored_or(spec, wrapped)
     fingerprint = data_fingerprint(data)
+    table, cached = feature_table(data, spec, fingerprint)
+    rows = held_out_rows(table, spec)
+    ev = evaluate_model(wrapped.risk_model, table, rows, spec)
     tags = mv.tags or {}
     trained_on = (tags.get("trained_from", "?"), tags.get("trained_to", "?"))
-    path = _report(out, spec=spec, model=wrapped.risk_model, table=table, rows=rows, ev=ev, version=mv.version,
-                   run_id=mv.run_id, split={"train": 0, "valid": 0, "calib": 0, "test": len(rows)},
-                   trained_on=trained_on, calibration=wrapped.risk_model.calibrator_.method, fingerprint=fingerprint)
+    split = {**split_of_run(mv.run_id), "test": len(rows)}
+    path = write_card(out, about=about_spec(spec), model=wrapped.risk_model, ev=ev, test_frame=table.frame.iloc[rows],
+                      baseline_scores=baseline_scores(table, rows, spec), version=str(mv.version), run_id=mv.run_id,
+                      split=split, cohort=table.cohort.to_dict(),
+                      lineage={"code_version": tags.get("code_version", "?"), "data_sha256": fingerprint["sha256"],
+                               "data_rows": fingerprint["rows"], "data": str(data.resolve()),
+                               "trained_on_data_sha256": tags.get("data_sha256", "?")},
+                      trained_on=trained_on)
     registry.log_artifacts(mv.run_id, out, f"evaluation-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
     m = ev["metrics"]
-    return {"model": spec.name, "version": str(mv.version), "report": str(path),
+    return {"model": spec.name, "version": str(mv.version), "report": str(path), "features_cached": cached,
             "test": {k: m[k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ici")},
-            "baselines": ev["baselines"]}
+            "baselines": ev["baselines"], "split": split}
 
 
 def gates(spec: ModelSpec, challenger: dict, champion: dict | None) -> list[dict]:
@@ -145,35 +132,62 @@ def gates(spec: ModelSpec, challenger: dict, champion: dict | None) -> list[dict
     return out
 
 
+def gate_lines(result: dict) -> list[str]:
+    """One line per gate of a ``promote`` result, values and limits to 3 decimals."""
+
+    def fmt(x) -> str:
+        return "-".join(f"{v:.3f}" for v in x) if isinstance(x, list | tuple) else f"{x:.3f}"
+
+    return [f"[{'pass' if g['ok'] else 'FAIL'}] {g['gate']}: {fmt(g['value'])} (limit {fmt(g['limit'])})"
+            for g in result["gates"]]
+
+
 def promote(model_name: str, data: Path | None = None, force: bool = False, reason: str | None = None,
             tracking_uri: str | None = None, spec: ModelSpec | None = None) -> dict:
-    """Compare challenger and champion on the same current test set; move ``champion`` if the gates hold."""
-    registry.configure(tracking_uri)
-    spec = spec or load_spec(model_name)
-    challenger, ch_mv = registry.load(spec.name, alias="challenger")
-    try:
-        champion, ca_mv = registry.load(spec.name, alias="champion")
-    except Exception:  # noqa: BLE001 - MLflow raises its own error when the alias is not set
-        champion, ca_mv = None, None
-    data = Path(data or (ch_mv.tags or {}).get("data_dir", ""))
-    if not data.is_dir():
-        raise FileNotFoundError(f"no store to evaluate on: pass --data (the challenger names {data})")
-    table = build_table(data, spec)
-    rows = _test_rows(table, spec)
-    ev_ch = evaluate_model(challenger.risk_model, table, rows, spec, n_boot=200)
-    same = ca_mv is not None and str(ca_mv.version) == str(ch_mv.version)
-    ev_ca = None if champion is None or same else evaluate_model(champion.risk_model, table, rows, spec, n_boot=200)
-    checks = gates(spec, ev_ch, ev_ca)
-    passed = all(c["ok"] for c in checks)
+    """Compare challenger and champion on the same current test set; move ``champion`` if the gates hold.
+
+    Both are evaluated on features built with the challenger's registered spec (``spec`` overrides it) and its
+    gates. A champion that can no longer be loaded (no such alias, or an artifact that fails its digest) is
+    compared on the absolute gates only, and the result says why."""
     if force and not reason:
         raise ValueError("--force needs --reason: the reason is recorded on the version")
+    registry.configure(tracking_uri)
+    challenger, ch_mv = registry.load(model_name, alias="challenger")
+    spec = _stored_or(spec, challenger)
+    champion, ca_mv, champion_problem = None, None, None
+    try:
+        champion, ca_mv = registry.load(model_name, alias="champion")
+    except registry.NoSuchVersion:
+        pass
+    except registry.RegistryError as err:  # the champion cannot be trusted: compare on absolute gates only
+        champion_problem = str(err)
+    before = str(ca_mv.version) if ca_mv else None
+    out = {"model": spec.name, "challenger": str(ch_mv.version), "champion_before": before,
+           "champion_problem": champion_problem}
+    if ca_mv is not None and str(ca_mv.version) == str(ch_mv.version):
+        return {**out, "champion_after": before, "already_champion": True, "promoted": False, "forced": False,
+                "gates": [], "challenger_auroc": None, "champion_auroc": None}
+    data = require_store(data or (ch_mv.tags or {}).get("data_dir"))
+    fingerprint = data_fingerprint(data)
+    table, _ = feature_table(data, spec, fingerprint)
+    rows = held_out_rows(table, spec)
+    ev_ch = evaluate_model(challenger.risk_model, table, rows, spec, n_boot=200)
+    ev_ca = None
+    if champion is not None:
+        ca_table, _ = feature_table(data, registry.stored_spec(champion), fingerprint)
+        if len(ca_table.frame) == len(table.frame):  # the same points (the cohort and label sections agree)
+            ev_ca = evaluate_model(champion.risk_model, ca_table, rows, spec, n_boot=200)
+        else:
+            champion_problem = (f"champion version {before} was trained on other prediction points: compared on "
+                                "absolute gates only")
+            out["champion_problem"] = champion_problem
+    checks = gates(spec, ev_ch, ev_ca)
+    passed = all(c["ok"] for c in checks)
     promoted = passed or force
     if promoted:
         registry.set_alias(spec.name, "champion", ch_mv.version,
                            reason=(f"forced: {reason}" if force and not passed else reason or "gates passed"))
-    before = str(ca_mv.version) if ca_mv else None
-    return {"model": spec.name, "challenger": str(ch_mv.version), "champion_before": before,
-            "champion_after": str(ch_mv.version) if promoted else before,
+    return {**out, "champion_after": str(ch_mv.version) if promoted else before, "already_champion": False,
             "promoted": promoted, "forced": bool(force and not passed), "gates": checks,
             "challenger_auroc": ev_ch["metrics"]["auroc"],
             "champion_auroc": ev_ca["metrics"]["auroc"] if ev_ca else None}

@@ -21,13 +21,9 @@ from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 from umrisk.features.spec import ModelSpec  # noqa: E402
 from umrisk.training.metrics import calibration_curve, smooth_calibration  # noqa: E402
 
-INTENDED = {
-    "readmission": ("Rank members at discharge by their risk of an unplanned readmission within 30 days, so "
-                    "that transitional-care and utilization-review teams reach the riskiest first, with the "
-                    "reasons in words."),
-    "admission": ("Rank members by their risk of an unplanned inpatient admission in the next 180 days, so that "
-                  "value-based care teams plan outreach within their capacity, with the reasons in words."),
-}
+INTENDED = ("Rank the model's prediction points by their risk of the outcome below, so that utilization-review, "
+            "transitional-care and value-based care teams reach the riskiest first within their capacity, with "
+            "the reasons in words.")
 USERS = "Utilization-review nurses and physicians, care-management and value-based care teams, data scientists."
 OUT_OF_SCOPE = [
     "Approving, denying, reducing or delaying any coverage or care: the score ranks and explains; a clinician decides.",
@@ -106,20 +102,28 @@ def plots(out: Path, ev: dict, contributions: pd.DataFrame | None, values: pd.Da
     return files
 
 
-def model_card(*, spec: ModelSpec, version: str | None, run_id: str | None, ev: dict, cohort: dict,
+def about_spec(spec: ModelSpec) -> dict:
+    """What a model card says about a spec's model: its name, task kind, outcome, intended use and label."""
+    return {"name": spec.name, "task": spec.task, "description": spec.description,
+            "intended_use": getattr(spec, "intended_use", "") or f"{INTENDED} Outcome: {spec.description}",
+            "label_definition": {"cohort": spec.cohort.model_dump(mode="json"),
+                                 "label": spec.label.model_dump(mode="json")}}
+
+
+def model_card(*, about: dict, version: str | None, run_id: str | None, ev: dict, cohort: dict,
                split: dict, lineage: dict, calibration: str, trained_on: tuple, tested_on: tuple) -> dict:
-    label = spec.label.model_dump()
+    """The card's facts; ``about`` is ``about_spec(spec)`` or the same keys for a table trained as given."""
     sub = ev["subgroups"]
     return {
-        "model": f"umrisk-{spec.name}", "version": version, "run_id": run_id, "task": spec.task,
-        "description": spec.description,
-        "intended_use": INTENDED[spec.task], "intended_users": USERS, "out_of_scope": OUT_OF_SCOPE,
+        "model": f"umrisk-{about['name']}", "version": version, "run_id": run_id, "task": about["task"],
+        "description": about["description"],
+        "intended_use": about["intended_use"], "intended_users": USERS, "out_of_scope": OUT_OF_SCOPE,
         "human_in_the_loop": "Scores prioritise and explain; they never approve or deny care.",
         "data": {"training_points": split.get("train"), "validation_points": split.get("valid"),
                  "calibration_points": split.get("calib"), "test_points": split.get("test"),
                  "training_period": [str(trained_on[0]), str(trained_on[1])],
                  "test_period": [str(tested_on[0]), str(tested_on[1])], "cohort": cohort},
-        "label_definition": {"cohort": spec.cohort.model_dump(), "label": label},
+        "label_definition": about["label_definition"],
         "model_type": f"LightGBM gradient-boosted trees, early stopping on a validation fold, {calibration} "
                       "calibration on a separate fold",
         "metrics": {k: v for k, v in ev["metrics"].items() if k != "top_k"},
@@ -134,7 +138,12 @@ def model_card(*, spec: ModelSpec, version: str | None, run_id: str | None, ev: 
             "not its full code lists.",
         ],
         "lineage": lineage,
+        **({"notes": about["notes"]} if about.get("notes") else {}),
     }
+
+
+def _points(n) -> str:
+    return f"{n:,}" if isinstance(n, int | float) else "not recorded"
 
 
 def card_markdown(card: dict) -> str:
@@ -146,8 +155,8 @@ def card_markdown(card: dict) -> str:
     d = card["data"]
     lines += ["", "## Data", f"- Training period {d['training_period'][0]} to {d['training_period'][1]}; "
               f"test period {d['test_period'][0]} to {d['test_period'][1]}",
-              f"- Points: training {d['training_points']:,}, validation {d['validation_points']:,}, "
-              f"calibration {d['calibration_points']:,}, test {d['test_points']:,}",
+              f"- Points: training {_points(d['training_points'])}, validation {_points(d['validation_points'])}, "
+              f"calibration {_points(d['calibration_points'])}, test {_points(d['test_points'])}",
               "", "## Label", "```json", json.dumps(card["label_definition"], indent=2), "```",
               "", f"## Model\n{card['model_type']}", "", "## Performance on the test set",
               f"- AUROC {m['auroc']:.3f} (95 % CI {m['auroc_ci_low']:.3f}-{m['auroc_ci_high']:.3f}); "
@@ -166,6 +175,8 @@ def card_markdown(card: dict) -> str:
         auc = "" if missing else f"{r['auroc']:.3f}"
         lines.append(f"| {r['group']} | {r['level']} | {r['n']:,} | {r['events']:,} | {r['observed']:.3f} | "
                      f"{r['expected']:.3f} | {auc} |")
+    if card.get("notes"):
+        lines += ["", "## Notes"] + [f"- {x}" for x in card["notes"]]
     lines += ["", "## Limitations"] + [f"- {x}" for x in card["limitations"]]
     lines += ["", "## Lineage", "```json", json.dumps(card["lineage"], indent=2), "```", ""]
     return "\n".join(lines)

@@ -4,24 +4,25 @@ The table (CSV or Parquet) is typed on its own: missing markers (``?``, ``NA``, 
 missing; a column is numeric when nearly all its present values parse as numbers, else categorical;
 categorical columns with very many levels (diagnosis codes) keep their most frequent levels and pool the
 rest. The split is by group and time when given, then the same tuning, calibration, evaluation, MLflow
-logging and registration as ``umrisk train``.
+logging, registration, report and model card as ``umrisk train`` (``training.pipeline``).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 
 import numpy as np
 import pandas as pd
 from umrisk.features.spec import ModelTraining, SplitSpec
 from umrisk.training import registry
-from umrisk.training.lineage import code_version, hash_file
-from umrisk.training.metrics import evaluate, net_benefit, subgroups
+from umrisk.training.lineage import hash_file
+from umrisk.training.metrics import evaluate
 from umrisk.training.model import RiskModel
-from umrisk.training.report import plots
+from umrisk.training.pipeline import Fitted, evaluation, register_and_report
+from umrisk.training.report import INTENDED
 from umrisk.training.split import member_hash, time_member_split
 from umrisk.training.tune import tune
 
@@ -149,6 +150,8 @@ def split_table(t: TypedTable, spec: SplitSpec) -> tuple[np.ndarray, np.ndarray,
 def train_table(path: Path, label: str, name: str | None = None, group: str | None = None, time: str | None = None,
                 exclude: list[str] | None = None, positive: str | None = None, reports: Path = Path("reports"),
                 tracking_uri: str | None = None, settings: ModelTraining | None = None) -> dict:
+    """Type the table, split it, then the same tuning, fit, calibration, evaluation, registration and report
+    as ``umrisk train`` (``pipeline.register_and_report``)."""
     registry.configure(tracking_uri)
     settings = settings or ModelTraining()
     name = name or path.stem.replace(" ", "_")
@@ -158,42 +161,46 @@ def train_table(path: Path, label: str, name: str | None = None, group: str | No
         raise TableError(f"too few rows or events to split (train {len(train)}, valid {len(valid)}, "
                          f"calibration {len(calib)}, test {len(test)})")
     X, y = t.X, t.y
+    seconds = {}
+    start = perf_counter()
     params, tuning = tune(X.iloc[train], y[train], X.iloc[valid], y[valid], t.features, t.categorical,
                           settings.lightgbm, settings.tuning, seed=settings.split.seed)
+    seconds["tuning"] = perf_counter() - start
+    start = perf_counter()
     model = RiskModel(t.features, t.categorical, params, settings.lightgbm.num_boost_round,
                       settings.lightgbm.early_stopping_rounds)
     model.fit(X.iloc[train], y[train], X.iloc[valid], y[valid], X.iloc[calib], y[calib], settings.calibration.method)
-    p = model.predict_proba(X.iloc[test])
-    metrics = evaluate(y[test], p, settings.review_capacity)
+    seconds["fit"] = perf_counter() - start
+    start = perf_counter()
     groups = {c: X[c].iloc[test].astype("str").fillna("missing") for c in t.categorical[:3]
               if X[c].iloc[test].nunique() <= 12}
-    ev = {"y": y[test], "p": p, "metrics": metrics, "net_benefit": net_benefit(y[test], p), "baselines": {},
-          "subgroups": subgroups(y[test], p, groups, min_size=settings.gates.min_subgroup_size)}
+    ev = evaluation(y[test], model.predict_proba(X.iloc[test]), groups=groups, capacity=settings.review_capacity,
+                    min_subgroup_size=settings.gates.min_subgroup_size, period=_period(t, test))
+    valid_metrics = evaluate(y[valid], model.predict_proba(X.iloc[valid]), settings.review_capacity, n_boot=0)
+    seconds["evaluation"] = perf_counter() - start
+    sizes = {"train": len(train), "valid": len(valid), "calib": len(calib), "test": len(test)}
+    fitted = Fitted(model, ev, valid_metrics, sizes, _period(t, train), X.iloc[test], {}, tuning, seconds)
     spec = {"name": name, "task": "table", "source": str(path), "label": label, "positive": positive,
             "group": group, "time": time, "exclude": exclude or [], "model": settings.model_dump(mode="json")}
     catalog = [{"name": c, "description": f"column {c} of {path.name}", "unit": "", "group": "table",
                 "kind": "category" if c in t.categorical else "number", "reason": f"{c} {{value}}"}
                for c in t.features]
-    logged = registry.log_and_register(
-        model_name=name, risk_model=model, spec=spec, catalog=catalog, example=X.iloc[test],
-        params={**params, "best_iteration": model.best_iteration_, "calibration": model.calibrator_.method,
-                "tuning_trials": tuning.get("trials", 0)},
-        metrics={f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)},
-        fingerprint={"sha256": hash_file(path).hexdigest(), "rows": {"table": len(y)}},
-        tags={"source": str(path.resolve()), "label": label})
-    out = reports / name / f"v{logged.version}"
-    out.mkdir(parents=True, exist_ok=True)
-    sample = X.iloc[test].sample(min(2000, len(test)), random_state=1)
-    plots(out, ev, model.contributions(sample), model.prepare(sample))
-    card = {"model": logged.name, "version": logged.version, "source": str(path), "label": label,
-            "positive": positive, "typing_notes": t.notes, "split": {"train": len(train), "valid": len(valid),
-                                                                    "calib": len(calib), "test": len(test)},
-            "metrics": {k: v for k, v in metrics.items() if k != "top_k"}, "review_capacity": metrics["top_k"],
-            "code_version": code_version(),
-            "out_of_scope": "Approving or denying care or coverage: the score ranks and explains; a clinician decides."}
-    (out / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
-    model.importance().to_csv(out / "feature_importance.csv", index=False)
-    registry.log_artifacts(logged.run_id, out, "evaluation")
-    return {"run_id": logged.run_id, "registered_model": logged.name, "version": logged.version,
-            "test": {k: metrics[k] for k in ("auroc", "auprc", "brier", "ici")}, "notes": t.notes,
-            "split": card["split"], "report_dir": str(out)}
+    about = {"name": name, "task": "table", "description": f"{label} = {positive or 'yes'} in {path.name}",
+             "intended_use": f"{INTENDED} Outcome: {label} = {positive or 'yes'}, as recorded in {path.name}.",
+             "label_definition": {"source": path.name, "label": label, "positive": positive, "group": group,
+                                  "time": time, "excluded_columns": exclude or []},
+             "notes": t.notes}
+    cohort = {"task": "table", "steps": [{"step": f"rows of {path.name}", "count": len(y)}],
+              "notes": [{"what": n, "count": 0} for n in t.notes], "label_rate": float(y.mean())}
+    r = register_and_report(fitted, about=about, spec=spec, catalog=catalog,
+                            fingerprint={"sha256": hash_file(path).hexdigest(), "rows": {"table": len(y)}},
+                            tags={"source": str(path.resolve()), "label": label}, cohort=cohort, reports=reports,
+                            data_label=str(path.resolve()))
+    return {**r, "notes": t.notes}
+
+
+def _period(t: TypedTable, rows: np.ndarray) -> tuple:
+    """First and last prediction time of the rows, when the table has a time column."""
+    if t.times is None:
+        return ("not given", "not given")
+    return (t.times.iloc[rows].min(), t.times.iloc[rows].max())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -23,23 +25,47 @@ audit_app = typer.Typer(help="The audit log of served scores.", no_args_is_help=
 app.add_typer(audit_app, name="audit")
 
 
+def _quiet_libraries() -> None:
+    """Keep library warnings (pandas FutureWarnings, MLflow, LightGBM, scikit-learn) and MLflow's log lines
+    out of normal output; umrisk's own warnings still show."""
+    warnings.simplefilter("ignore")
+    warnings.filterwarnings("default", module=r"umrisk(\.|$)")
+    for name in ("mlflow", "alembic", "lightgbm", "optuna", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@app.callback()
+def main(
+    show_warnings: Annotated[bool, typer.Option("--warnings", help="Show library warnings and MLflow log lines.")]
+    = False,
+) -> None:
+    """umrisk: admission and readmission risk for utilization management."""
+    if not show_warnings:
+        _quiet_libraries()
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A missing store, model spec, registered version or verified artifact: one line on stderr, exit 2."""
+    from umrisk.features.spec import SpecError
+    from umrisk.training.registry import RegistryError
+
+    try:
+        yield
+    except (FileNotFoundError, RegistryError, SpecError) as err:
+        _fail(str(err))
+
+
 def _generate(members: int, years: int, seed: int, out: Path, workers: int) -> dict:
     from tqdm import tqdm
 
-    from umrisk.features.synthetic.generate import GenerateConfig, generate
-    from umrisk.features.synthetic.summary import realism, render
+    from umrisk.demo import generate_store
 
-    cfg = GenerateConfig(members=members, years=years, seed=seed, workers=workers)
-    start = time.perf_counter()
     with tqdm(total=members, unit="members", desc="generate", dynamic_ncols=True) as bar:
-        stats = generate(cfg, out, progress=bar.update)
-    elapsed = time.perf_counter() - start
-    real = realism(stats)
-    summary = {"members": members, "years": years, "seed": seed, "seconds": round(elapsed, 1),
-               "rows": stats["rows"], "realism": real}
-    (out / "generation_summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    typer.echo(render(stats, real))
-    typer.echo(f"Wrote {out} in {elapsed:.1f} s (summary in {out / 'generation_summary.json'}).")
+        summary, text = generate_store(members, years, seed, out, workers, progress=bar.update)
+    typer.echo(text)
+    typer.echo(f"Wrote {out} in {summary['seconds']:.1f} s (summary in {out / 'generation_summary.json'}).")
     return summary
 
 
@@ -90,53 +116,30 @@ def data_import(
 
 @features_app.command("build")
 def features_build(
-    model: Annotated[str, typer.Argument(help="Model spec: a name in models/ (readmission_30d, admission_180d) "
-                                              "or a path to a YAML file.")],
+    models: Annotated[list[str], typer.Argument(help="One or more model specs: names in models/ or paths to "
+                                                     "YAML files.")],
     data: Annotated[Path, typer.Option(help="Folder of the history store.")],
-    out: Annotated[Path, typer.Option(help="Parquet file to write the points, labels and features to.")],
+    out: Annotated[Path | None, typer.Option(help="A Parquet file (one model) or a folder for MODEL.parquet "
+                                                  "files (default: the store's features folder).")] = None,
 ) -> None:
-    """Build the cohort, its labels and every feature; write them as Parquet with a cohort report."""
-    from tqdm import tqdm
+    """Build each model's cohort, labels and features once (cached in the store for training); write them as
+    Parquet with a cohort report."""
+    from umrisk.training.feature_export import export_features, export_path
+    from umrisk.training.lineage import data_fingerprint
 
-    from umrisk.features.build import build_features, feature_set
-    from umrisk.features.cohorts import admission_cohort, readmission_cohort
-    from umrisk.features.schema import TABLES
-    from umrisk.features.spec import SpecError, load_spec
-    from umrisk.features.store import load_store
-
-    try:
-        spec = load_spec(model)
-    except SpecError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(2) from None
+    specs = [_spec_or_exit(m) for m in models]
     if not data.is_dir():
-        typer.echo(f"{data}: no such store folder", err=True)
-        raise typer.Exit(2)
-    groups = ["demographics", "utilization", "index stay", "labs", "comorbidity", "medications", "clinical scores"]
-    start = time.perf_counter()
-    with tqdm(total=len(TABLES) + 1 + len(groups), desc="features", unit="step", dynamic_ncols=True) as bar:
-        bar.set_postfix_str("loading the store")
-        store = load_store(data)
-        bar.update(len(TABLES))
-        bar.set_postfix_str("cohort and labels")
-        cohort = readmission_cohort if spec.task == "readmission" else admission_cohort
-        points, report = cohort(store, spec)
-        bar.update(1)
-
-        def progress(name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update(1)
-
-        table = build_features(store, points, spec, progress=progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # categories as plain strings: the file reads back the same everywhere and feeds a registered model
-    table.astype({c: "str" for c in feature_set(spec).categorical}).to_parquet(out, index=False)
-    report_path = out.with_suffix(".cohort.json")
-    report_path.write_text(json.dumps({"model": spec.name, **report.to_dict(),
-                                       "features": feature_set(spec).names}, indent=2, default=float))
-    typer.echo(report.render())
-    typer.echo(f"Wrote {len(table):,} points x {len(feature_set(spec).names)} features to {out} "
-               f"in {time.perf_counter() - start:.1f} s (cohort report: {report_path}).")
+        _fail(f"{data}: no such store folder")
+    try:
+        paths = [export_path(out, data, s.name, len(specs) == 1) for s in specs]
+    except ValueError as err:
+        _fail(str(err))
+    fingerprint = data_fingerprint(data)
+    for spec, path in zip(specs, paths, strict=True):
+        e = export_features(spec, data, path, fingerprint)
+        typer.echo(e.cohort_text)
+        typer.echo(f"Wrote {e.rows:,} points x {e.features} features to {e.path} in {e.seconds:.1f} s "
+                   f"({'from the cache' if e.cached else 'built'}; cohort report: {e.cohort_report}).")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -165,14 +168,13 @@ def train(
     tracking_uri: TrackingOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Build features, split by time and member, tune, fit, calibrate, evaluate, log to MLflow and
-    register the model as ``umrisk-<model>`` with the alias ``challenger``."""
+    """Build features (or reuse the store's cached table), split by time and member, tune, fit, calibrate,
+    evaluate, log to MLflow and register the model as umrisk-MODEL with the alias challenger."""
     from umrisk.training import commands
 
     _spec_or_exit(model)
-    if not data.is_dir():
-        _fail(f"{data}: no such store folder")
-    result = commands.train(model, data, reports, tracking_uri)
+    with _one_line_errors():
+        result = commands.train(model, data, reports, tracking_uri)
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return
@@ -201,12 +203,8 @@ def evaluate(
     _spec_or_exit(model)
     if version and alias:
         _fail("give --version or --alias, not both")
-    try:
+    with _one_line_errors():
         result = commands.evaluate(model, data, out, version, alias, tracking_uri)
-    except Exception as err:  # noqa: BLE001 - registry look-ups fail with MLflow's own exceptions
-        if "not found" in str(err).lower() or "RESOURCE_DOES_NOT_EXIST" in str(err):
-            _fail(f"umrisk-{model}: no such version or alias ({err})")
-        raise
     t = result["test"]
     typer.echo(f"umrisk-{model} version {result['version']}: AUROC {t['auroc']:.3f} ({t['auroc_ci_low']:.3f}-"
                f"{t['auroc_ci_high']:.3f}), ICI {t['ici']:.4f}; baselines " +
@@ -228,12 +226,15 @@ def promote(
     _spec_or_exit(model)
     if force and not reason:
         _fail("--force needs --reason TEXT (it is recorded on the version)")
-    try:
+    with _one_line_errors():
         r = commands.promote(model, data, force, reason, tracking_uri)
-    except FileNotFoundError as err:
-        _fail(str(err))
-    for g in r["gates"]:
-        typer.echo(f"  [{'pass' if g['ok'] else 'FAIL'}] {g['gate']}: {g['value']:.4f} (limit {g['limit']})")
+    if r["already_champion"]:
+        typer.echo(f"umrisk-{model} version {r['challenger']} is already champion: nothing to promote.")
+        return
+    if r["champion_problem"]:
+        typer.echo(f"  note: {r['champion_problem']}")
+    for line in commands.gate_lines(r):
+        typer.echo("  " + line)
     if r["promoted"]:
         typer.echo(f"umrisk-{model} version {r['challenger']} is now champion"
                    + (" (forced)" if r["forced"] else "") + ".")
@@ -272,7 +273,9 @@ def train_table(
         typer.echo(f"  note: {note}")
     t = r["test"]
     typer.echo(f"Registered {r['registered_model']} version {r['version']} (alias challenger), run {r['run_id']}")
-    typer.echo(f"Test AUROC {t['auroc']:.3f}, AUPRC {t['auprc']:.3f}, Brier {t['brier']:.4f}, ICI {t['ici']:.4f}")
+    typer.echo(f"Test AUROC {t['auroc']:.3f} ({t['auroc_ci_low']:.3f}-{t['auroc_ci_high']:.3f}), AUPRC "
+               f"{t['auprc']:.3f}, Brier {t['brier']:.4f}, ICI {t['ici']:.4f}, slope {t['calibration_slope']:.2f}")
+    typer.echo(f"Report: {r['report']}   Model card: {r['model_card']}")
 
 
 @token_app.command("create")
@@ -315,7 +318,7 @@ def token_list(
 
 @token_app.command("revoke")
 def token_revoke(
-    token_id: Annotated[str, typer.Argument(metavar="ID", help="The id shown by `umrisk token list`.")],
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The id shown by umrisk token list.")],
     tokens: Annotated[Path, typer.Option(help="The token file the service reads.")] = Path("umrisk-tokens.json"),
 ) -> None:
     """Remove a token; a running service refuses it from its next request."""
@@ -488,63 +491,46 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder of the demo population.")] = Path("demo-data"),
     members: Annotated[int, typer.Option(min=1000)] = 20_000,
     seed: int = 1,
+    models: Annotated[str | None, typer.Option(help="Comma-separated model specs (default: every spec in "
+                                                    "models/).")] = None,
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="End by starting the service.")] = True,
     port: Annotated[int, typer.Option(help="Port of the service.")] = 3000,
 ) -> None:
     """The main job on the embedded default: generate a population, validate it, build features, train,
-    evaluate and promote both models (MLflow in ./mlflow.db, reports in ./reports), then serve them."""
-    from umrisk.features.validate import validate_dataset
+    evaluate and promote each model (MLflow in ./mlflow.db, reports in ./reports), then serve them."""
+    from tqdm import tqdm
 
-    typer.echo(f"== Generating {members:,} members over 3 years (seed {seed}) into {out}")
-    _generate(members, 3, seed, out, workers=2)
-    typer.echo(f"== Validating {out}")
-    report = validate_dataset(out)
-    typer.echo(report.render())
-    if not report.ok:
+    from umrisk.demo import demo_tokens, model_names, run_demo
+    from umrisk.features.spec import SpecError
+
+    try:
+        names = model_names(models)
+    except SpecError as err:
+        _fail(str(err))
+    with tqdm(total=members, unit="members", desc="generate", dynamic_ncols=True) as bar:
+        result = run_demo(out, members, seed, names, Path("reports"), typer.echo, progress=bar.update)
+    if not result.ok:
         raise typer.Exit(1)
-    for model in ("readmission_30d", "admission_180d"):
-        typer.echo(f"== Building {model} features")
-        features_build(model, data=out, out=out / "features" / f"{model}.parquet")
-    from umrisk.training import commands, registry
-
-    uri = registry.configure(None)
-    reports = Path("reports")
-    cards = []
-    for model in ("readmission_30d", "admission_180d"):
-        typer.echo(f"== Training {model} (tuning, calibration, evaluation, MLflow)")
-        r = commands.train(model, out, reports)
-        t = r["test"]
-        typer.echo(f"   version {r['version']}: test AUROC {t['auroc']:.3f} ({t['auroc_ci_low']:.3f}-"
-                   f"{t['auroc_ci_high']:.3f}), ICI {t['ici']:.4f}; baselines "
-                   + ", ".join(f"{k} {v:.3f}" for k, v in r["baselines"].items()))
-        typer.echo(f"== Promoting {model}")
-        p = commands.promote(model, out)
-        failed = [g["gate"] for g in p["gates"] if not g["ok"]]
-        typer.echo(f"   champion: version {p['champion_after']}" + (f" (gates failed: {failed})" if failed else ""))
-        cards.append((model, r["report"], r["model_card"]))
+    uri = result.tracking_uri
     typer.echo(f"\nDone. The store is in {out}/ (one folder of Parquet parts per table), the ground truth in "
                f"{out}/truth/, the summary in {out}/generation_summary.json, the feature tables and cohort "
                f"reports in {out}/features/.")
-    for model, report_path, card in cards:
-        typer.echo(f"{model}: report {report_path}  model card {card}")
+    for r in result.trained:
+        typer.echo(f"{r['model']}: report {r['report']}  model card {r['model_card']}")
     typer.echo(f"MLflow: tracking store {uri}; browse it with\n  .venv/bin/mlflow ui --backend-store-uri {uri} "
                "--port 5000   (then open http://127.0.0.1:5000)")
     if not serve_after:
         return
-    from umrisk.serving.auth import create_token
-
     service = out / "service"
     tokens_file, audit_file = service / "tokens.json", service / "audit.jsonl"
-    tokens_file.unlink(missing_ok=True)
-    made = {role: create_token(tokens_file, role, f"demo {role}")[1] for role in ("reviewer", "outreach", "admin")}
-    (service / "demo-tokens.env").write_text("".join(f"export {r.upper()}={t}\n" for r, t in made.items()))
+    made = demo_tokens(service)
     url = f"http://127.0.0.1:{port}"
     typer.echo(f"\n== Starting the scoring service on {url}  (Ctrl-C stops it)")
     typer.echo(f"Demo tokens (also in {service / 'demo-tokens.env'}; the service stores only their hashes):")
     for role, token in made.items():
         typer.echo(f"  export {role.upper()}={token}")
     typer.echo("Try, in another terminal (after sourcing the tokens):")
-    for example in curl_examples(url):
+    for example in curl_examples(url, names):
         typer.echo("  " + example)
     typer.echo(f"Every score served is audited in {audit_file}; check it with: .venv/bin/umrisk audit verify "
                f"{audit_file}")
@@ -552,16 +538,15 @@ def demo(
           max_batch=1000, max_body_bytes=2_000_000)
 
 
-def curl_examples(url: str) -> list[str]:
-    """One curl example per endpoint (the README shows the same)."""
+def curl_examples(url: str, models: list[str]) -> list[str]:
+    """One curl example per endpoint (the README shows the same), scoring with each model served."""
     j = "-H 'Content-Type: application/json'"
+    score = [f'curl -s {url}/v1/score -H "Authorization: Bearer $REVIEWER" {j} '
+             f"-d '{{\"model\": \"{m}\", \"member_ids\": [\"M00000002\", \"M00000005\"]}}'" for m in models]
     return [
         f"curl -s {url}/readyz",
         f'curl -s {url}/v1/models -H "Authorization: Bearer $REVIEWER"',
-        f'curl -s {url}/v1/score -H "Authorization: Bearer $REVIEWER" {j} '
-        "-d '{\"model\": \"admission_180d\", \"member_ids\": [\"M00000002\", \"M00000005\"]}'",
-        f'curl -s {url}/v1/score -H "Authorization: Bearer $REVIEWER" {j} '
-        "-d '{\"model\": \"readmission_30d\", \"member_ids\": [\"M00000002\"]}'",
+        *score,
         f'curl -s {url}/v1/review-queue -H "Authorization: Bearer $REVIEWER" {j} '
         "-d '{\"now\": \"2026-01-01T08:00:00\"}'",
         f'curl -s {url}/v1/outreach -H "Authorization: Bearer $OUTREACH" {j} '

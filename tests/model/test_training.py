@@ -143,8 +143,18 @@ def test_train_table_on_a_public_format_table(tmp_path):
                     reports=tmp_path / "reports", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                     settings=quick("readmission_30d").model)
     assert r["registered_model"] == "umrisk-diabetic_data" and r["version"] == "1"
-    assert r["test"]["auroc"] > 0.65 and set(r["test"]) == {"auroc", "auprc", "brier", "ici"}
+    assert r["test"]["auroc"] > 0.65 and r["test"]["auroc_ci_low"] < r["test"]["auroc"] < r["test"]["auroc_ci_high"]
     assert "weight: empty, left out" in r["notes"]
+    # the same evaluation, report, model card and run metrics as umrisk train
+    out = tmp_path / "reports" / "diabetic_data" / "v1"
+    assert {"report.html", "model_card.md", "model_card.json", "calibration.png", "subgroups.csv"} <= {
+        f.name for f in out.iterdir()}
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["data"]["training_points"] == r["split"]["train"] and "weight: empty, left out" in card["notes"]
+    import mlflow
+
+    metrics = mlflow.get_run(r["run_id"]).data.metrics
+    assert {"n_train", "n_test", "valid_auroc", "test_auroc", "seconds_fit"} <= set(metrics)
     with pytest.raises(TableError, match="--positive"):
         train_table(path, "readmitted", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     with pytest.raises(TableError, match="not in the table"):

@@ -1,0 +1,116 @@
+"""The main job on the embedded defaults (``umrisk demo``): generate a population, validate it, build each
+model's features once, train, evaluate and promote every model it is given, and make the demo's tokens.
+
+It lives beside the CLI rather than in ``umrisk.training`` because it drives every package (the synthetic
+population, training and the service's tokens); the CLI only parses its options and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from umrisk.features.spec import MODELS_DIR, load_spec
+
+Echo = Callable[[str], None]
+ROLES = ("reviewer", "outreach", "admin")
+
+
+def model_names(given: str | None = None) -> list[str]:
+    """The models named in a comma-separated list, else every spec shipped in ``models/``; each is checked
+    (``SpecError`` names an unknown or invalid one)."""
+    names = [n.strip() for n in given.split(",") if n.strip()] if given else sorted(
+        p.stem for p in MODELS_DIR.glob("*.yaml"))
+    for n in names:
+        load_spec(n)
+    return names
+
+
+def generate_store(members: int, years: int, seed: int, out: Path, workers: int = 1,
+                   progress: Callable[[int], None] | None = None) -> tuple[dict, str]:
+    """A synthetic population written to ``out`` with ``generation_summary.json``; the summary and its text."""
+    from umrisk.features.synthetic.generate import GenerateConfig, generate
+    from umrisk.features.synthetic.summary import realism, render
+
+    start = time.perf_counter()
+    stats = generate(GenerateConfig(members=members, years=years, seed=seed, workers=workers), out, progress=progress)
+    real = realism(stats)
+    summary = {"members": members, "years": years, "seed": seed, "seconds": round(time.perf_counter() - start, 1),
+               "rows": stats["rows"], "realism": real}
+    (out / "generation_summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary, render(stats, real)
+
+
+@dataclass
+class DemoResult:
+    ok: bool
+    tracking_uri: str = ""
+    trained: list[dict] = field(default_factory=list)
+    promoted: list[dict] = field(default_factory=list)
+
+
+def run_demo(out: Path, members: int, seed: int, models: list[str], reports: Path, echo: Echo,
+             progress: Callable[[int], None] | None = None) -> DemoResult:
+    """Generate, validate, build features, train and promote each model; ``echo`` gets each step's lines."""
+    from umrisk.features.validate import validate_dataset
+    from umrisk.training import commands, registry
+    from umrisk.training.feature_export import export_features
+    from umrisk.training.lineage import data_fingerprint
+
+    echo(f"== Generating {members:,} members over 3 years (seed {seed}) into {out}")
+    summary, text = generate_store(members, 3, seed, out, workers=2, progress=progress)
+    echo(text)
+    echo(f"Wrote {out} in {summary['seconds']:.1f} s (summary in {out / 'generation_summary.json'}).")
+    echo(f"== Validating {out}")
+    report = validate_dataset(out)
+    echo(report.render())
+    if not report.ok:
+        return DemoResult(ok=False)
+    fingerprint = data_fingerprint(out)
+    for model in models:
+        echo(f"== Building {model} features")
+        e = export_features(load_spec(model), out, out / "features" / f"{model}.parquet", fingerprint)
+        echo(e.cohort_text)
+        echo(f"Wrote {e.rows:,} points x {e.features} features to {e.path} in {e.seconds:.1f} s")
+    result = DemoResult(ok=True, tracking_uri=registry.configure(None))
+    for model in models:
+        echo(f"== Training {model} (tuning, calibration, evaluation, MLflow; features from the cache)")
+        r = commands.train(model, out, reports)
+        t = r["test"]
+        echo(f"   version {r['version']}: test AUROC {t['auroc']:.3f} ({t['auroc_ci_low']:.3f}-"
+             f"{t['auroc_ci_high']:.3f}), ICI {t['ici']:.4f}; baselines "
+             + ", ".join(f"{k} {v:.3f}" for k, v in r["baselines"].items()))
+        result.trained.append(r)
+        echo(f"== Promoting {model}")
+        p = commands.promote(model, out)
+        if p.get("champion_problem"):
+            echo(f"   note: {p['champion_problem']}")
+        for line in commands.gate_lines(p):
+            echo("   " + line)
+        echo(f"   champion: version {p['champion_after']}" + ("" if p["promoted"] else " (gates failed)"))
+        result.promoted.append(p)
+    return result
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds tokens)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+def demo_tokens(service: Path) -> dict[str, str]:
+    """A fresh token file with one token per role, and ``demo-tokens.env`` (0600) to source them from."""
+    from umrisk.serving.auth import create_token
+
+    tokens_file = service / "tokens.json"
+    tokens_file.unlink(missing_ok=True)
+    made = {role: create_token(tokens_file, role, f"demo {role}")[1] for role in ROLES}
+    write_private(service / "demo-tokens.env", "".join(f"export {r.upper()}={t}\n" for r, t in made.items()))
+    return made
