@@ -1,30 +1,34 @@
-"""Reason codes: the features that raised a member's risk most, in words with the member's own value.
+"""Reason codes: the features that raised a member's risk most, each as a sentence with the member's value.
 
-Contributions are exact TreeSHAP values from LightGBM (log-odds); only features that raised the risk are
-shown, largest first, each as the catalog's reason template filled with the member's value. Works on the
-model's float matrix (categories as codes), so explaining one member costs microseconds.
+Contributions are exact TreeSHAP values from LightGBM (log-odds). A feature is a reason only when it raised
+this member's risk (positive contribution) and its value is present or abnormal: the catalog's
+``reason_text`` gives the sentence for the member's value, or None when that value can never be a reason (a
+condition the member does not have, $0 paid, a count of 0 unless the catalog words the absence as a risk,
+a lab inside its normal range). The catalog entries are those registered with the model (dicts; keys a
+model registered before they existed are read as absent). Works on the model's float matrix (categories as
+codes), so explaining one member costs microseconds.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from umrisk.features.catalog import reason_text
 
 
 @dataclass(frozen=True)
 class Explainer:
     features: list[str]
-    kinds: list[str]            # number | flag | category
-    templates: list[str]
+    entries: list[Mapping]        # the catalog entry of each feature (kind, unit, reason, abnormal, ...)
     levels: dict[int, list[str]]  # feature position -> category levels (code -> text)
 
     @classmethod
-    def from_catalog(cls, features: list[str], catalog: dict[str, dict], levels: dict[str, list[str]]) -> Explainer:
-        infos = [catalog.get(f, {"reason": f + " {value}", "kind": "number"}) for f in features]
-        return cls(features, [i["kind"] for i in infos], [i["reason"] for i in infos],
-                   {j: levels[f] for j, f in enumerate(features) if f in levels})
+    def from_catalog(cls, features: list[str], catalog: dict[str, Mapping], levels: dict[str, list[str]]) -> Explainer:
+        entries = [catalog.get(f) or {"name": f, "kind": "number", "reason": f + " {value}"} for f in features]
+        return cls(features, entries, {j: levels[f] for j, f in enumerate(features) if f in levels})
 
     def value(self, j: int, x: float):
         if math.isnan(x):
@@ -33,30 +37,24 @@ class Explainer:
             return self.levels[j][int(x)]
         return int(x) if float(x).is_integer() else round(float(x), 4)
 
-    def text(self, j: int, value) -> str:
-        if self.kinds[j] == "flag":
-            return self.templates[j]
-        try:
-            return self.templates[j].format(value=value)
-        except (ValueError, TypeError):
-            return self.templates[j].format(value=str(value))
-
     def reasons(self, contrib: np.ndarray, X: np.ndarray, k: int = 3) -> list[list[dict]]:
-        """For each row, up to ``k`` reasons (feature, text, the member's value, contribution)."""
-        if k == 0:
+        """For each row, up to ``k`` reasons (feature, sentence, the member's value, contribution), largest
+        contribution first."""
+        if k == 0 or len(X) == 0:
             return [[] for _ in range(len(X))]
         c = contrib[:, : len(self.features)]
-        top = np.argsort(-c, axis=1)[:, : k + 3]  # a few spare in case a top feature has no value
         out = []
         for i in range(len(X)):
             row = []
-            for j in top[i]:
-                if c[i, j] <= 0 or len(row) == k:
-                    break
+            raised = np.flatnonzero(c[i] > 0)
+            for j in raised[np.argsort(-c[i, raised], kind="stable")]:
                 v = self.value(j, X[i, j])
-                if v is None:
+                text = None if v is None else reason_text(self.entries[j], v)
+                if text is None:
                     continue
-                row.append({"feature": self.features[j], "text": self.text(j, v), "value": v,
+                row.append({"feature": self.features[j], "text": text, "value": v,
                             "contribution": round(float(c[i, j]), 4)})
+                if len(row) == k:
+                    break
             out.append(row)
         return out
