@@ -18,7 +18,7 @@ from umrisk.features.tasks import task_for
 from umrisk.training import registry
 from umrisk.training.feature_cache import feature_table
 from umrisk.training.lineage import data_fingerprint
-from umrisk.training.pipeline import Fitted, register_and_report, split_of_run, write_card
+from umrisk.training.pipeline import Fitted, cv_metrics, register_and_report, split_of_run, write_card
 from umrisk.training.report import about_spec
 from umrisk.training.split import time_member_split
 from umrisk.training.train import Table, evaluate_model, fit_model
@@ -56,11 +56,13 @@ def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking
     t0 = time.perf_counter()
     split = trained.split
     ev = evaluate_model(trained.model, table, split.test, spec)
-    valid = evaluate_model(trained.model, table, split.valid, spec, n_boot=0)["metrics"]
+    # a validation fold when the split has one; cross-validation figures when the model reports them
+    valid = evaluate_model(trained.model, table, split.valid, spec, n_boot=0)["metrics"] if len(split.valid) else {}
     seconds["evaluation"] = time.perf_counter() - t0
     train_rows = table.frame.iloc[split.train]
     fitted = Fitted(trained.model, ev, valid, split.sizes(), (train_rows["as_of"].min(), train_rows["as_of"].max()),
-                    table.frame.iloc[split.test], baseline_scores(table, split.test, spec), trained.tuning, seconds)
+                    table.frame.iloc[split.test], baseline_scores(table, split.test, spec), trained.tuning, seconds,
+                    cv_metrics(trained.model))
     result = register_and_report(
         fitted, about=about_spec(spec), spec=spec.model_dump(mode="json"),
         catalog=[asdict(i) for i in feature_set(spec).infos], fingerprint=fingerprint,

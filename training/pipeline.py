@@ -32,10 +32,18 @@ def evaluation(y: np.ndarray, p: np.ndarray, *, groups: dict[str, pd.Series], ca
             "baselines": baselines or {}, "net_benefit": net_benefit(y, p), "y": y, "p": p, "period": period}
 
 
-def run_metrics(ev: dict, valid: dict, split: dict[str, int], seconds: dict[str, float]) -> dict[str, float]:
-    """The metrics logged on the run: test and validation figures, baselines, timings and the split sizes."""
+def cv_metrics(model: RiskModel) -> dict[str, float]:
+    """The cross-validation figures a model reports about its own fit (``cv_``), as ``cv_<name>``."""
+    cv = getattr(model, "cv_", None) or {}
+    return {f"cv_{k}": float(v) for k, v in cv.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def run_metrics(ev: dict, valid: dict, split: dict[str, int], seconds: dict[str, float],
+                cv: dict[str, float] | None = None) -> dict[str, float]:
+    """The metrics logged on the run: test, validation and cross-validation figures, baselines, timings and
+    the split sizes."""
     m = ev["metrics"]
-    return {**{f"test_{k}": v for k, v in m.items() if isinstance(v, float)},
+    return {**{f"test_{k}": v for k, v in m.items() if isinstance(v, float)}, **(cv or {}),
             **{f"valid_{k}": v for k, v in valid.items() if k in ("auroc", "auprc", "brier", "ici")},
             **{f"baseline_{k}_auroc": v for k, v in ev["baselines"].items()},
             **{f"test_top{int(round(100 * t['fraction']))}_precision": t["precision"] for t in m["top_k"]},
@@ -57,8 +65,12 @@ def write_card(out: Path, *, about: dict, model: RiskModel, ev: dict, test_frame
     """The evaluation report (HTML and plots) and model card (Markdown and JSON) in ``out``."""
     sample = test_frame.sample(min(SHAP_SAMPLE, len(test_frame)), random_state=1)
     calibration = model.calibrator_.method if model.calibrator_ is not None else "no"
+    folds = (getattr(model, "cv_", None) or {}).get("folds")
+    model_type = (f"LightGBM gradient-boosted trees; rounds and {calibration} calibration chosen by {folds}-fold "
+                  "cross-validation grouped by member, then refitted on all training points" if folds else None)
     card = model_card(about=about, version=version, run_id=run_id, ev=ev, cohort=cohort, split=split,
-                      lineage=lineage, calibration=calibration, trained_on=trained_on, tested_on=ev["period"])
+                      lineage=lineage, calibration=calibration, trained_on=trained_on, tested_on=ev["period"],
+                      model_type=model_type)
     return write_report(out, card, ev, model.importance(), model.contributions(sample), model.prepare(sample),
                         baseline_scores)
 
@@ -76,6 +88,7 @@ class Fitted:
     baseline_scores: dict[str, np.ndarray]
     tuning: dict
     seconds: dict[str, float] = field(default_factory=dict)
+    cv: dict[str, float] = field(default_factory=dict)  # cv_<name>: the model's own cross-validation figures
 
 
 def register_and_report(fitted: Fitted, *, about: dict, spec: dict, catalog: list[dict], fingerprint: dict,
@@ -89,7 +102,8 @@ def register_and_report(fitted: Fitted, *, about: dict, spec: dict, catalog: lis
     t0 = time.perf_counter()
     logged = registry.log_and_register(
         model_name=about["name"], risk_model=model, spec=spec, catalog=catalog, example=fitted.test_frame,
-        params=params, metrics=run_metrics(fitted.ev, fitted.valid, fitted.split, seconds), fingerprint=fingerprint,
+        params=params, metrics=run_metrics(fitted.ev, fitted.valid, fitted.split, seconds, fitted.cv),
+        fingerprint=fingerprint,
         tags={"trained_from": str(fitted.trained_on[0]), "trained_to": str(fitted.trained_on[1]), **tags})
     seconds["mlflow"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -111,7 +111,8 @@ def about_spec(spec: ModelSpec) -> dict:
 
 
 def model_card(*, about: dict, version: str | None, run_id: str | None, ev: dict, cohort: dict,
-               split: dict, lineage: dict, calibration: str, trained_on: tuple, tested_on: tuple) -> dict:
+               split: dict, lineage: dict, calibration: str, trained_on: tuple, tested_on: tuple,
+               model_type: str | None = None) -> dict:
     """The card's facts; ``about`` is ``about_spec(spec)`` or the same keys for a table trained as given."""
     sub = ev["subgroups"]
     return {
@@ -124,8 +125,8 @@ def model_card(*, about: dict, version: str | None, run_id: str | None, ev: dict
                  "training_period": [str(trained_on[0]), str(trained_on[1])],
                  "test_period": [str(tested_on[0]), str(tested_on[1])], "cohort": cohort},
         "label_definition": about["label_definition"],
-        "model_type": f"LightGBM gradient-boosted trees, early stopping on a validation fold, {calibration} "
-                      "calibration on a separate fold",
+        "model_type": model_type or f"LightGBM gradient-boosted trees, early stopping on a validation fold, "
+                                    f"{calibration} calibration on a separate fold",
         "metrics": {k: v for k, v in ev["metrics"].items() if k != "top_k"},
         "review_capacity": ev["metrics"]["top_k"],
         "baselines": ev["baselines"],
