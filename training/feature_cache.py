@@ -5,7 +5,7 @@ The table is cached in the store, ``STORE/features/cache/<model>-<key>.parquet``
 what the table depends on: the store's data fingerprint, the spec's sections that define points, labels
 and features (everything but its name, description and training settings), and the source of the code that
 builds it (``umrisk.features`` and ``build_table``), so a changed store, spec or builder never reads a stale
-table. Files are written atomically; a cache that cannot be read is rebuilt.
+table. Files are written atomically; a cache that cannot be read is rebuilt; a model keeps only its latest table.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def _save(table: _train.Table, paths: CachePaths, spec: ModelSpec, data_sha256: 
             "demographics": None if demo is None else list(demo.columns)}
     _write_atomic(paths.table, lambda p: frame.to_parquet(p, index=False))
     _write_atomic(paths.meta, lambda p: p.write_text(json.dumps(meta, indent=2, default=float)))
+    for old in paths.table.parent.glob(f"{spec.name}-*.*"):  # tables of this model under an older key
+        if old not in (paths.table, paths.meta) and old.suffix in (".parquet", ".json"):
+            old.unlink(missing_ok=True)
 
 
 def _cohort(d: dict) -> CohortReport:

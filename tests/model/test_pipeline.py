@@ -49,7 +49,8 @@ def test_the_table_is_built_once_and_read_back_unchanged(store, builds):
     assert again.cohort.to_dict() == built.cohort.to_dict()
     other = spec.model_copy(update={"features": spec.features.model_copy(update={"windows_days": [30, 365]})})
     feature_table(store, other)
-    assert len(builds) == 2  # another feature section is another table
+    assert len(builds) == 2  # another feature section is another table, which replaces the first
+    assert len(list((store / "features" / "cache").glob("admission_180d-*.parquet"))) == 1
 
 
 def test_a_cache_file_cut_short_is_rebuilt(store, builds):
