@@ -18,7 +18,7 @@ from pathlib import Path
 
 import mlflow
 from umrisk.features.schema import TABLES, table_files
-from umrisk.features.spec import load_spec
+from umrisk.features.spec import spec_names
 from umrisk.features.store import load_store
 from umrisk.serving.audit import AuditError, AuditLog
 from umrisk.serving.auth import TokenFileError, TokenStore
@@ -27,7 +27,6 @@ from umrisk.serving.scoring import LoadedModel, Scorer
 from umrisk.training import registry
 
 log = logging.getLogger("umrisk.serving")
-DEFAULT_MODELS = ("readmission_30d", "admission_180d")
 OPTIONAL_TABLES = frozenset({"review_requests"})  # the queue can come in the request body instead
 NEEDED_TABLES = tuple(t for t in TABLES if t not in OPTIONAL_TABLES)
 
@@ -48,7 +47,7 @@ class Settings:
     tracking_uri: str | None = None
     max_batch: int = 1000
     max_body_bytes: int = 2_000_000
-    models: tuple[str, ...] = DEFAULT_MODELS
+    models: tuple[str, ...] = ()  # none named: every shipped spec that has a champion
     rate_limit: int = 600
     audit_key: Path | None = None
 
@@ -61,7 +60,7 @@ class Settings:
                    audit=Path(env.get("UMRISK_AUDIT", "audit/audit.jsonl")),
                    tracking_uri=env.get("MLFLOW_TRACKING_URI"), max_batch=int(env.get("UMRISK_MAX_BATCH", 1000)),
                    max_body_bytes=int(env.get("UMRISK_MAX_BODY_BYTES", 2_000_000)),
-                   models=tuple(m for m in env.get("UMRISK_MODELS", ",".join(DEFAULT_MODELS)).split(",") if m),
+                   models=tuple(m for m in env.get("UMRISK_MODELS", "").split(",") if m),
                    rate_limit=_positive(env, "UMRISK_RATE_LIMIT", 600),
                    audit_key=Path(env["UMRISK_AUDIT_KEY"]) if env.get("UMRISK_AUDIT_KEY") else None)
 
@@ -111,22 +110,33 @@ def preflight(settings: Settings) -> tuple[TokenStore, AuditLog]:
 
 
 def load_champions(settings: Settings) -> dict[str, LoadedModel]:
-    """The champion version of each model, pinned for the life of the service."""
+    """The champion version of each model, pinned for the life of the service, with the spec registered with
+    it (never today's YAML). With no models named, every shipped spec that has a champion is served.
+
+    ``NoChampion`` when a named model (or, with none named, every model) has no champion; an artifact that
+    fails its digest check raises the registry's ``ArtifactTampered`` or ``ArtifactUnverified``."""
     registry.configure(settings.tracking_uri)
     client = mlflow.MlflowClient()
     out = {}
-    for name in settings.models:
+    for name in settings.models or spec_names():
         try:
             wrapped, mv = registry.load(name, alias="champion")
-        except Exception as err:  # noqa: BLE001 - MLflow raises its own error types for a missing alias
+        except registry.NoSuchVersion as err:
+            if not settings.models:
+                log.info("umrisk-%s has no champion version: not served", name)
+                continue
             raise NoChampion(f"umrisk-{name} has no champion version in {mlflow.get_tracking_uri()}: train and "
                              f"promote it first (umrisk train {name} --data DIR; umrisk promote {name})") from err
         run = client.get_run(mv.run_id)
         tags = mv.tags or {}
         metrics = {k.removeprefix("test_"): round(v, 4) for k, v in run.data.metrics.items()
                    if k in ("test_auroc", "test_auprc", "test_brier", "test_ici", "test_calibration_slope")}
-        out[name] = LoadedModel(name, str(mv.version), wrapped, load_spec(name), tags.get("trained_from", ""),
-                                tags.get("trained_to", ""), metrics)
+        out[name] = LoadedModel(name, str(mv.version), wrapped, registry.stored_spec(wrapped),
+                                tags.get("trained_from", ""), tags.get("trained_to", ""), metrics)
+    if not out:
+        raise NoChampion(f"no model has a champion version in {mlflow.get_tracking_uri()} (specs: "
+                         f"{', '.join(spec_names())}): train and promote one first (umrisk train MODEL --data DIR; "
+                         "umrisk promote MODEL)")
     return out
 
 

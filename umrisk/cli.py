@@ -449,6 +449,8 @@ def serve(
     rate_limit: Annotated[int, typer.Option(min=1, help="Requests a minute per token (each worker); more are "
                                                         "answered 429.")] = 600,
     audit_key: AuditKeyOpt = None,
+    models: Annotated[list[str] | None, typer.Option("--model", help="A model to serve (repeatable; default: "
+                                                                    "every spec that has a champion).")] = None,
 ) -> None:
     """Start the BentoML service with the champion version of each model; SIGINT or SIGTERM stops it all."""
     import sys
@@ -460,17 +462,18 @@ def serve(
         _fail(f"{data}: no such store folder")
     from umrisk.serving.state import NoChampion, Settings, StartupError, load_champions, no_token_warning, preflight
     from umrisk.training import registry
+    from umrisk.training.registry import RegistryError
 
     uri = registry.configure(tracking_uri)
     settings = Settings(data=data.resolve(), tokens=tokens.resolve(), audit=audit.resolve(), tracking_uri=uri,
                         max_batch=max_batch, max_body_bytes=max_body_bytes, rate_limit=rate_limit,
-                        audit_key=audit_key.resolve() if audit_key else None)
+                        audit_key=audit_key.resolve() if audit_key else None, models=tuple(models or ()))
     try:
         token_store, _ = preflight(settings)
         champions = load_champions(settings)
     except StartupError as err:
         _fail(str(err))
-    except NoChampion as err:
+    except (NoChampion, RegistryError) as err:
         _fail(str(err), 1)
     if len(token_store) == 0:
         typer.echo(f"WARNING: {no_token_warning(settings.tokens)}", err=True)
@@ -478,7 +481,8 @@ def serve(
                + f" on http://{host}:{port}")
     env = {**os.environ, "UMRISK_DATA": str(settings.data), "UMRISK_TOKENS": str(settings.tokens),
            "UMRISK_AUDIT": str(settings.audit), "MLFLOW_TRACKING_URI": uri, "UMRISK_MAX_BATCH": str(max_batch),
-           "UMRISK_MAX_BODY_BYTES": str(max_body_bytes), "UMRISK_RATE_LIMIT": str(rate_limit)}
+           "UMRISK_MAX_BODY_BYTES": str(max_body_bytes), "UMRISK_RATE_LIMIT": str(rate_limit),
+           "UMRISK_MODELS": ",".join(champions)}  # the workers load exactly what was checked here
     if settings.audit_key:
         env["UMRISK_AUDIT_KEY"] = str(settings.audit_key)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
