@@ -539,7 +539,7 @@ def demo(
     typer.echo(f"Every score served is audited in {audit_file}; check it with: .venv/bin/umrisk audit verify "
                f"{audit_file}")
     serve(data=out, port=port, host="127.0.0.1", tokens=tokens_file, audit=audit_file, tracking_uri=uri,
-          max_batch=1000, max_body_bytes=2_000_000)
+          max_batch=1000, max_body_bytes=2_000_000, models=names)
 
 
 def curl_examples(url: str, models: list[str]) -> list[str]:
