@@ -361,17 +361,23 @@ class AuditLog:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    @staticmethod
+    def event(caller: str | None, role: str | None, endpoint: str, event: str, member_id: str | None = None,
+              outcome: str = "ok", status: int = 200, **details) -> dict:
+        """One entry for ``append`` (so that many look-ups of one request go in with one write)."""
+        entry = {"caller": caller, "role": role, "endpoint": endpoint, "event": event, "outcome": outcome,
+                 "status": int(status), **details}
+        if member_id is not None:
+            entry["member_id"] = member_id
+        return entry
+
     def record(self, caller: str | None, role: str | None, endpoint: str, event: str,
                member_id: str | None = None, outcome: str = "ok", status: int = 200, **details) -> None:
         """Audit one event that is not a score served: a look-up that discloses whether a member exists or
         died (``event="lookup"``, ``outcome="unknown member"``), or a refused call (``event="refused"``,
         ``status`` 401, 403, 422 or 429; ``caller`` None when no valid token came). ``details`` are extra
-        fields (for example ``client`` the address, ``model``)."""
-        entry = {"caller": caller, "role": role, "endpoint": endpoint, "event": event, "outcome": outcome,
-                 "status": int(status), **details}
-        if member_id is not None:
-            entry["member_id"] = member_id
-        self.append([entry])
+        fields (for example ``client`` the address, ``model``). Several at once: ``append([event(...), ...])``."""
+        self.append([self.event(caller, role, endpoint, event, member_id, outcome, status, **details)])
 
     def entries(self, endpoint: str | None = None) -> list[dict]:
         """Every entry (of ``endpoint``), in order; ``AuditError`` naming the line if one cannot be read."""

@@ -195,6 +195,12 @@ def test_record_audits_lookups_and_refusals(audit):
     assert len(audit.entries("score")) == 9 and len(audit.entries("outreach")) == 1
 
 
+def test_many_lookups_go_in_with_one_write(audit):
+    audit.append([AuditLog.event("t1", "reviewer", "score", "lookup", member_id=m, outcome="unknown member")
+                  for m in ("X1", "X2", "X3")])
+    assert [e["member_id"] for e in audit.entries()[-3:]] == ["X1", "X2", "X3"] and audit.check() == 11
+
+
 def test_members_listed_counts_only_members_served(audit):
     audit.record(None, None, "score", "refused", status=429)
     audit.record("t1", "reviewer", "score", "lookup", member_id="NOBODY", outcome="unknown member")
