@@ -101,6 +101,9 @@ def preflight(settings: Settings) -> tuple[TokenStore, AuditLog]:
         raise StartupError(str(err)) from err
     if n_tokens == 0:
         log.warning(no_token_warning(settings.tokens))
+    elif settings.tokens.stat().st_mode & 0o077:
+        log.warning("token file %s can be read by other users: make it private (chmod 600 %s)", settings.tokens,
+                    settings.tokens)
     try:
         audit = AuditLog(settings.audit, settings.audit_key)
         audit.check()

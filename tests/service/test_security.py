@@ -387,6 +387,14 @@ def test_no_token_configured_is_a_warning(tmp_path, caplog, content):
     assert "no token in" in caplog.text and "401" in caplog.text
 
 
+def test_a_token_file_others_can_read_is_a_warning(tmp_path, caplog):
+    settings = _settings(tmp_path)
+    settings.tokens.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="umrisk.serving"):
+        preflight(settings)
+    assert "can be read by other users" in caplog.text
+
+
 def test_rate_limit_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("UMRISK_DATA", str(tmp_path))
     monkeypatch.setenv("UMRISK_RATE_LIMIT", "120")
