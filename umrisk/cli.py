@@ -511,6 +511,8 @@ def demo(
         names = model_names(models)
     except SpecError as err:
         _fail(str(err))
+    if serve_after and (problem := busy_port("127.0.0.1", port)):
+        _fail(problem)  # before the minutes of generating and training, not after
     with tqdm(total=members, unit="members", desc="generate", dynamic_ncols=True) as bar:
         result = run_demo(out, members, seed, names, Path("reports"), typer.echo, progress=bar.update)
     if not result.ok:
