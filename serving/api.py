@@ -1,8 +1,11 @@
 """The HTTP API (versioned under ``/v1``): scores with reasons, the review queue, outreach, models.
 
-Every call is authenticated (bearer token with a role) and every score served is written to the audit
-log. Request bodies are strict pydantic types with size limits; errors are 4xx with the field path.
-Application logs carry counts and timings, never member identifiers or clinical values.
+Every call is authenticated (bearer token with a role), rate-limited per token, and audited: every score
+served, every look-up that discloses whether a member exists or can be scored, and every refused call.
+Request bodies are strict pydantic types with size limits; every error, 404 and 405 included, is one JSON
+shape (``ErrorResponse``) with the field path. Responses are never cached and never sniffed. Application
+logs carry counts and timings, never member identifiers or clinical values. ``/docs`` serves Swagger UI
+from assets shipped in a Python package, so it works on a closed network.
 """
 
 from __future__ import annotations
@@ -11,19 +14,26 @@ import csv
 import io
 import json
 import logging
+import math
 import time
 import uuid
 from typing import Annotated
 
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from umrisk.features.schema import TABLES, conform
 from umrisk.serving.auth import ALLOWED, Caller
 from umrisk.serving.schemas import (
+    ErrorResponse,
     OutreachRequest,
     OutreachResponse,
     ReviewQueueRequest,
@@ -31,17 +41,42 @@ from umrisk.serving.schemas import (
     ScoreRequest,
     ScoreResponse,
 )
+from umrisk.serving.scoring import OutOfRange
 from umrisk.serving.state import ServiceState
 
 log = logging.getLogger("umrisk.serving")
 SCORES = Counter("umrisk_scores_total", "Member scores served", ["endpoint", "model"])
 LATENCY = Histogram("umrisk_request_seconds", "Time to answer a request", ["endpoint"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-DENIED = Counter("umrisk_auth_failures_total", "Requests refused by authentication or role", ["status"])
+DENIED = Counter("umrisk_auth_failures_total", "Requests refused by authentication, role or rate", ["status"])
+# Labelled by route template (``/score``), never by the raw path: a flood of random URLs is one label value.
+REQUESTS = Counter("umrisk_http_requests_total", "HTTP requests answered by the API", ["route", "method", "status"])
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+UNMATCHED = "(no route)"
+STATIC = "/static"
+NO_STORE = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+
+
+def _error(status: int, error: str, details: list[dict] | None = None, headers: dict | None = None) -> HTTPException:
+    return HTTPException(status, {"error": error, "details": details or []}, headers=headers)
+
+
+def _invalid(details: list[dict]) -> HTTPException:
+    return _error(422, "invalid request", details)
+
+
+async def _send_error(send: Send, status: int, error: str, extra: dict | None = None) -> None:
+    body = json.dumps({"error": error, "details": [], **(extra or {})}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
-    """Refuses request bodies over ``limit`` bytes with 413, counting what arrives (chunked bodies too)."""
+    """Refuses request bodies over ``limit`` bytes with 413, declared (content-length) or not (chunked).
+
+    The body is read here, before the app sees it, so a chunked body over the limit is a 413 from this
+    middleware rather than an error inside the framework's body parsing (which FastAPI reports as 400)."""
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
@@ -53,66 +88,93 @@ class BodyLimit:
         limit = served.settings.max_body_bytes if served else self.limit  # the configured limit, once started
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _too_large(send, limit)
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+            return await _send_error(send, 413, f"request body over the limit of {limit} bytes")
+        chunks, seen = [], 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > limit:
-                raise _TooLarge
-            return message
+                return await _send_error(send, 413, f"request body over the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _too_large(send, limit)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    body = f'{{"error":"request body over the limit of {limit} bytes"}}'.encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+        await self.app(scope, replay, send)
 
 
 class Guard:
-    """Outermost: an unexpected error becomes a 500 with a reference, and the log gets the route and the
+    """Outermost: headers that keep member data out of caches and sniffers on every answer; requests counted
+    by route template; an unexpected error becomes a 500 with a reference, and the log gets the route and the
     exception type only, never its message (which could quote a member's data)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = False, 500
+        static = _relative(scope).startswith(STATIC + "/")
 
         async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
+                extra = NO_STORE[1:] if static else NO_STORE  # static assets may be cached; nothing else
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         try:
             await self.app(scope, receive, tracking)
         except Exception as exc:  # noqa: BLE001 - the point is to catch everything
             reference = uuid.uuid4().hex[:12]
-            log.error("internal error %s on %s %s: %s", reference, scope.get("method"), scope.get("path"),
+            log.error("internal error %s on %s %s: %s", reference, scope.get("method"), _route(scope),
                       type(exc).__name__)
             if not started:
-                body = json.dumps({"error": "internal error", "reference": reference}).encode()
-                await send({"type": "http.response.start", "status": 500,
-                            "headers": [(b"content-type", b"application/json")]})
-                await send({"type": "http.response.body", "body": body})
+                await _send_error(tracking, 500, "internal error", {"reference": reference})
+        finally:
+            method = scope.get("method", "")
+            REQUESTS.labels(_route(scope), method if method in METHODS else "other", str(status)).inc()
 
+
+def _relative(scope: Scope) -> str:
+    """The request path below the mount point (``/score`` for ``/v1/score``)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+def _route(scope: Scope) -> str:
+    """The template of this API's route that answered (``/score``), never the raw path; a request that no
+    route of this API matched (the ``route`` in its scope is then an enclosing mount's, if any) is one value."""
+    route = scope.get("route")
+    return route.path if any(route is r for r in app.router.routes) else UNMATCHED
+
+
+ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in {
+    400: "Malformed JSON", 401: "Missing or invalid bearer token", 403: "The caller's role may not use this endpoint",
+    413: "Request body over the size limit", 422: "Invalid request: each detail names the field",
+    429: "Too many requests (per token) or too many failed authentications (per address): see Retry-After",
+    500: "Internal error, with a reference to the service's log"}.items()}
+GET_ERRORS = {k: v for k, v in ERRORS.items() if k in (401, 403, 429, 500)}
 
 app = FastAPI(title="umrisk", version="1", summary="Admission and readmission risk that ranks and explains; "
-              "a clinician decides.", docs_url="/docs", openapi_url="/openapi.json")
+              "a clinician decides.", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
 app.add_middleware(BodyLimit, limit=2_000_000)
 app.add_middleware(Guard)  # added last, so it wraps everything, Starlette's error middleware included
+# Swagger UI's JavaScript and CSS from the fastapi-swagger package: no CDN, so /docs works offline
+app.mount(STATIC, StaticFiles(packages=[("fastapi_swagger", "resources")]), name="static")
+bearer_scheme = HTTPBearer(auto_error=False, description="A token made with `umrisk token create --role ROLE`")
 
 
 @app.exception_handler(RequestValidationError)
@@ -123,92 +185,160 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
         return JSONResponse({"error": "malformed JSON", "details": [
             {"field": "body", "message": f"{e.get('msg')} (at character {e.get('loc', [None, '?'])[-1]})"}]},
             status_code=400)
-    details = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in errors]
+    details = [{"field": ".".join(str(p) for p in e.get("loc", ())),
+                "message": str(e.get("msg", "")).removeprefix("Value error, ")} for e in errors]
     return JSONResponse({"error": "invalid request", "details": details}, status_code=422)
 
 
-@app.exception_handler(HTTPException)
-async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return JSONResponse(exc.detail if isinstance(exc.detail, dict) else {"error": exc.detail},
-                        status_code=exc.status_code, headers=exc.headers)
+@app.exception_handler(StarletteHTTPException)
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Every HTTP error in one shape, Starlette's own 404 and 405 included."""
+    if isinstance(exc.detail, dict):
+        body = {"details": [], **exc.detail}
+    elif exc.status_code == 404:
+        body = {"error": "not found", "details": [{"field": "path", "message": "no such route: see /v1/docs"}]}
+    elif exc.status_code == 405:
+        body = {"error": "method not allowed", "details": [
+            {"field": "method", "message": f"{request.method} is not allowed here"}]}
+    else:
+        body = {"error": str(exc.detail), "details": []}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 def state(request: Request) -> ServiceState:
     return request.app.state.umrisk
 
 
-def authorized(endpoint: str):
-    """A dependency: 401 without a valid bearer token, 403 when the caller's role may not use ``endpoint``."""
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
-    def check(request: Request) -> Caller:
-        caller = state(request).tokens.check(request.headers.get("authorization"))
+
+def authorized(endpoint: str):
+    """A dependency: 429 while the caller's address is slowed after failed authentications or its token is
+    over its rate, 401 without a valid bearer token, 403 when the caller's role may not use ``endpoint``.
+    Every refusal is audited."""
+
+    def check(request: Request, _: Annotated[object, Security(bearer_scheme)] = None) -> Caller:
+        s = state(request)
+        client = _client(request)
+
+        def refuse(status: int, message: str, caller: Caller | None = None, headers: dict | None = None):
+            DENIED.labels(str(status)).inc()
+            s.audit.record(caller.token_id if caller else None, caller.role if caller else None, endpoint,
+                           "refused", outcome=message, status=status, client=client)
+            return _error(status, message, headers=headers)
+
+        wait = s.auth_throttle.delay(client)
+        if wait > 0:
+            raise refuse(429, "too many failed authentications from this address: wait before trying again",
+                         headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        caller = s.tokens.check(request.headers.get("authorization"))
         if caller is None:
-            DENIED.labels("401").inc()
-            raise HTTPException(401, {"error": "missing or invalid bearer token"},
-                                headers={"WWW-Authenticate": "Bearer"})
+            s.auth_throttle.record_failure(client)
+            raise refuse(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        allowed, retry_after = s.rate_limiter.allow(caller.token_id)
+        if not allowed:
+            raise refuse(429, "rate limit of this token exceeded", caller, headers={"Retry-After": str(retry_after)})
         if caller.role not in ALLOWED[endpoint]:
-            DENIED.labels("403").inc()
-            raise HTTPException(403, {"error": f"role {caller.role} may not use {endpoint}"})
+            raise refuse(403, f"role {caller.role} may not use {endpoint}", caller)
         return caller
 
     return check
 
 
 def _audit(s: ServiceState, caller: Caller, endpoint: str, scores: list[dict]) -> None:
+    """Scores served (one entry each), and look-ups that disclosed something without a score: that a member
+    is unknown, or known but not scorable (deceased, not enrolled ...)."""
     s.audit.append([{"caller": caller.token_id, "caller_name": caller.name, "role": caller.role,
-                     "endpoint": endpoint, "member_id": r["member_id"], "model": r["model"],
+                     "endpoint": endpoint, "event": "served", "member_id": r["member_id"], "model": r["model"],
                      "model_version": r["model_version"], "probability": r["probability"]}
                     for r in scores if r.get("probability") is not None])
     for r in scores:
         if r.get("probability") is not None:
             SCORES.labels(endpoint, r["model"]).inc()
+        elif r.get("error"):
+            s.audit.record(caller.token_id, caller.role, endpoint, "lookup", member_id=r["member_id"],
+                           outcome=r.get("not_scorable") or r["error"], model=r.get("model"))
+
+
+def _known_model(s: ServiceState, model: str | None, field: str = "body.model") -> None:
+    if model is not None and model not in s.models:
+        raise _invalid([{"field": field, "message": f"unknown model {model!r}: this service serves "
+                                                    f"{', '.join(sorted(s.models))}"}])
 
 
 def _history_store(history) -> dict[str, pd.DataFrame]:
     """An inline history as a store: every canonical table, conformed as a Parquet read would give it."""
+    problems = history.problems()
+    if problems:
+        raise _invalid([{"field": f"body.history.{path}", "message": message} for path, message in problems])
     rows = history.model_dump()
     return {name: conform(pd.DataFrame(rows.get(name) or [], columns=TABLES[name].names), name)
             for name in TABLES}
 
 
-@app.post("/score", response_model=ScoreResponse, response_model_exclude_none=True)
+@app.post("/score", response_model=ScoreResponse, response_model_exclude_none=True, responses=ERRORS)
 def score(body: ScoreRequest, request: Request, caller: Annotated[Caller, Depends(authorized("score"))]):
     """Calibrated probability, tier, percentile and top reasons for member ids (or one inline history).
 
-    An unknown member is an error entry for that member, not a failure of the batch."""
+    An unknown member, or one the model's task cannot score at the date, is an error entry for that member
+    with the reason, not a failure of the batch."""
     s = state(request)
     start = time.perf_counter()
+    _known_model(s, body.model)
     if body.member_ids is not None and len(body.member_ids) > s.settings.max_batch:
-        raise HTTPException(422, {"error": "invalid request", "details": [
-            {"field": "body.member_ids", "message": f"at most {s.settings.max_batch} member ids per request "
-                                                    f"(got {len(body.member_ids)})"}]})
+        raise _invalid([{"field": "body.member_ids", "message": f"at most {s.settings.max_batch} member ids per "
+                                                                f"request (got {len(body.member_ids)})"}])
     as_of = pd.Timestamp(body.as_of) if body.as_of else None
-    if body.history is not None:
-        scores = s.scorer.score_history(body.model, _history_store(body.history), as_of, body.top_reasons)
-    else:
-        scores = s.scorer.score(body.model, body.member_ids, as_of, body.top_reasons)
+    try:
+        if body.history is not None:
+            scores = s.scorer.score_history(body.model, _history_store(body.history), as_of, body.top_reasons)
+        else:
+            scores = s.scorer.score(body.model, body.member_ids, as_of, body.top_reasons)
+    except OutOfRange as err:
+        raise _invalid([{"field": "body.as_of", "message": str(err)}]) from None
+    for r in scores:
+        r.setdefault("model", body.model)
     _audit(s, caller, "score", scores)
     LATENCY.labels("score").observe(time.perf_counter() - start)
-    log.info("score: %d member(s), %d scored, model %s, %.1f ms", len(scores),
-             sum(r.get("probability") is not None for r in scores), body.model, 1000 * (time.perf_counter() - start))
+    log.info("score: %d member(s), %d scored, %.1f ms", len(scores),
+             sum(r.get("probability") is not None for r in scores), 1000 * (time.perf_counter() - start))
     return {"scores": scores}
 
 
-@app.post("/review-queue", response_model=ReviewQueueResponse, response_model_exclude_none=True)
+def _queue_cases(body: ReviewQueueRequest, now: pd.Timestamp) -> pd.DataFrame:
+    """The cases of the body as a frame; 422 for a case received after ``now`` or a request id given twice."""
+    problems, first = [], {}
+    for i, c in enumerate(body.cases):
+        if pd.Timestamp(c.received_time) > now:
+            problems.append({"field": f"body.cases.{i}.received_time",
+                             "message": f"received after now ({now.isoformat()}): a case is queued once received"})
+        if c.request_id in first:
+            problems.append({"field": f"body.cases.{i}.request_id",
+                             "message": f"request id repeats body.cases.{first[c.request_id]}.request_id"})
+        first.setdefault(c.request_id, i)
+    if problems:
+        raise _invalid(problems)
+    cases = pd.DataFrame([c.model_dump() for c in body.cases])
+    cases["received_time"] = pd.to_datetime(cases["received_time"])
+    return cases
+
+
+@app.post("/review-queue", response_model=ReviewQueueResponse, response_model_exclude_none=True,
+          responses=ERRORS)
 def review_queue(body: ReviewQueueRequest, request: Request,
                  caller: Annotated[Caller, Depends(authorized("review-queue"))]):
-    """Open review requests (from the store, or in the body) in working order, each with its deadline,
-    hours left, the member's risks with reasons and a suggested next step. Deadline pressure first, risk second."""
+    """Open review requests (from the store, or in the body) in working order, each with its deadline, hours
+    left, why it is where it is, the member's risks with reasons and a suggested next step. Cases that can no
+    longer meet their deadline first; then deadline pressure first, risk second."""
     s = state(request)
     start = time.perf_counter()
     now = pd.Timestamp(body.now) if body.now else pd.Timestamp.now(tz="UTC").tz_localize(None)
-    if now.tzinfo is not None:
-        now = now.tz_convert("UTC").tz_localize(None)
     if body.cases is not None:
-        cases = pd.DataFrame([c.model_dump() for c in body.cases])
-        cases["received_time"] = pd.to_datetime(cases["received_time"], utc=True).dt.tz_localize(None)
+        cases = _queue_cases(body, now)
     else:
         cases = s.scorer.open_cases()
+        cases = cases[cases["received_time"] <= now]  # not yet received at `now`
     queued = s.scorer.review_queue(cases, now, body.minutes_per_case) if len(cases) else []
     _audit(s, caller, "review-queue", [dict(r, member_id=q["member_id"], model=name)
                                        for q in queued for name, r in q["risks"].items()])
@@ -217,19 +347,23 @@ def review_queue(body: ReviewQueueRequest, request: Request,
     return {"generated_at": now.to_pydatetime(), "cases": queued}
 
 
-@app.post("/outreach", response_model=OutreachResponse, responses={200: {"content": {"text/csv": {}}}})
+@app.post("/outreach", response_model=OutreachResponse, responses={**ERRORS, 200: {"content": {"text/csv": {}}}})
 def outreach(body: OutreachRequest, request: Request, caller: Annotated[Caller, Depends(authorized("outreach"))]):
-    """The top members by admission risk within capacity, leaving out members who died, are in hospice or in
-    hospital, are no longer enrolled, or (optionally) were on an outreach list in the last N days.
-    ``format: csv`` returns the same list as CSV for export."""
+    """The top members by risk within capacity, leaving out members the model cannot score today (died, not
+    enrolled, in hospital), in hospice or (optionally) on an outreach list in the last N days. An empty list
+    is an answer, not an error. ``format: csv`` returns the same list as CSV for export."""
     s = state(request)
     start = time.perf_counter()
+    _known_model(s, body.model)
     contacted: set[str] = set()
     if body.exclude_contacted_within_days:
         since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=body.exclude_contacted_within_days)
-        contacted = {e["member_id"] for e in s.audit.entries("outreach") if pd.Timestamp(e["time"]) >= since}
-    result = s.scorer.outreach(body.capacity, body.line_of_business, contacted)
-    _audit(s, caller, "outreach", result["members"])
+        contacted = s.audit.members_listed("outreach", since)
+    try:
+        result = s.scorer.outreach(body.capacity, body.line_of_business, contacted, body.model)
+    except ValueError as err:  # the model asked for does not rank members at a date
+        raise _invalid([{"field": "body.model", "message": str(err)}]) from None
+    _audit(s, caller, "outreach", [dict(m, model=result["model"]) for m in result["members"]])
     LATENCY.labels("outreach").observe(time.perf_counter() - start)
     log.info("outreach: capacity %d, %d listed, %.1f ms", body.capacity, len(result["members"]),
              1000 * (time.perf_counter() - start))
@@ -245,7 +379,7 @@ def outreach(body: OutreachRequest, request: Request, caller: Annotated[Caller, 
     return result
 
 
-@app.get("/models")
+@app.get("/models", responses=GET_ERRORS)
 def models(request: Request, caller: Annotated[Caller, Depends(authorized("models"))]):
     """The models served: name, pinned version, training period, test metrics."""
     s = state(request)
@@ -253,3 +387,35 @@ def models(request: Request, caller: Annotated[Caller, Depends(authorized("model
         {"name": n, "registered_model": f"umrisk-{n}", "version": m.version, "alias": "champion",
          "trained_from": m.trained_from, "trained_to": m.trained_to, "test_metrics": m.metrics,
          "tiers": m.spec.model.model_dump()["tiers"]} for n, m in s.models.items()]}
+
+
+@app.get("/docs", include_in_schema=False)
+def docs(request: Request) -> HTMLResponse:
+    """Swagger UI from the service's own static files (no CDN)."""
+    root = request.scope.get("root_path", "")
+    return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title="umrisk API",
+                               swagger_js_url=f"{root}{STATIC}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{root}{STATIC}/swagger-ui.css",
+                               swagger_favicon_url=f"{root}{STATIC}/favicon-32x32.png")
+
+
+def openapi() -> dict:
+    """The OpenAPI document, with the models this service loaded as the allowed values of ``model``."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    served = getattr(app.state, "umrisk", None)
+    if served is None:
+        return doc  # not started: no models to name yet, nothing cached
+    names = sorted(served.models)
+    for schema in ("ScoreRequest", "OutreachRequest"):
+        prop = doc.get("components", {}).get("schemas", {}).get(schema, {}).get("properties", {}).get("model")
+        if prop is None:
+            continue
+        target = next((a for a in prop.get("anyOf", []) if a.get("type") == "string"), prop)
+        target["enum"] = names
+    app.openapi_schema = doc
+    return doc
+
+
+app.openapi = openapi
