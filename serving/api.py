@@ -249,16 +249,17 @@ def authorized(endpoint: str):
 def _audit(s: ServiceState, caller: Caller, endpoint: str, scores: list[dict]) -> None:
     """Scores served (one entry each), and look-ups that disclosed something without a score: that a member
     is unknown, or known but not scorable (deceased, not enrolled ...)."""
-    s.audit.append([{"caller": caller.token_id, "caller_name": caller.name, "role": caller.role,
-                     "endpoint": endpoint, "event": "served", "member_id": r["member_id"], "model": r["model"],
-                     "model_version": r["model_version"], "probability": r["probability"]}
-                    for r in scores if r.get("probability") is not None])
+    entries = []
     for r in scores:
         if r.get("probability") is not None:
+            entries.append({"caller": caller.token_id, "caller_name": caller.name, "role": caller.role,
+                            "endpoint": endpoint, "event": "served", "member_id": r["member_id"],
+                            "model": r["model"], "model_version": r["model_version"], "probability": r["probability"]})
             SCORES.labels(endpoint, r["model"]).inc()
         elif r.get("error"):
-            s.audit.record(caller.token_id, caller.role, endpoint, "lookup", member_id=r["member_id"],
-                           outcome=r.get("not_scorable") or r["error"], model=r.get("model"))
+            entries.append(s.audit.event(caller.token_id, caller.role, endpoint, "lookup", member_id=r["member_id"],
+                                         outcome=r.get("not_scorable") or r["error"], model=r.get("model")))
+    s.audit.append(entries)  # one write per request
 
 
 def _known_model(s: ServiceState, model: str | None, field: str = "body.model") -> None:
