@@ -193,3 +193,109 @@ def promote(model_name: str, data: Path | None = None, force: bool = False, reas
             "promoted": promoted, "forced": bool(force and not passed), "gates": checks,
             "challenger_auroc": ev_ch["metrics"]["auroc"],
             "champion_auroc": ev_ca["metrics"]["auroc"] if ev_ca else None}
+
+
+# ---------------------------------------------------------------------------- tables (train-table models)
+def _table_model(model_name: str, version: str | None, alias: str | None):
+    """A registered ``train-table`` version with its schema: by version, by alias, else the champion, else the
+    challenger."""
+    from umrisk.training.table import TableError, TableSchema
+
+    if version is None and alias is None:
+        try:
+            wrapped, mv = registry.load(model_name, alias="champion")
+        except registry.NoSuchVersion:
+            wrapped, mv = registry.load(model_name, alias="challenger")
+    else:
+        wrapped, mv = registry.load(model_name, version, alias)
+    spec = wrapped.spec
+    if spec.get("task") != "table" or "schema" not in spec:
+        raise TableError(f"umrisk-{model_name} version {mv.version} was not trained by train-table with a stored "
+                         "schema: score stores with umrisk evaluate, or retrain it with umrisk train-table")
+    return wrapped, mv, TableSchema.from_dict(spec["schema"])
+
+
+def evaluate_table(model_name: str, table: Path, label: str | None = None, positive: str | None = None,
+                   version: str | None = None, alias: str | None = None, out: Path | None = None,
+                   tracking_uri: str | None = None) -> dict:
+    """External validation: score a table the model has never seen with a registered ``train-table`` version
+    (typed with the schema registered with it), and write the same report and model card."""
+    from umrisk.features.spec import ModelTraining
+    from umrisk.training.lineage import hash_file
+    from umrisk.training.pipeline import evaluation
+    from umrisk.training.table import TableError, about_table, clean, encode, label_values, read_any, subgroup_columns
+
+    registry.configure(tracking_uri)
+    wrapped, mv, schema = _table_model(model_name, version, alias)
+    settings = ModelTraining.model_validate(wrapped.spec["model"])
+    label = label or schema.label
+    positive = positive if positive is not None else schema.positive
+    frame = clean(read_any(table))
+    y = label_values(frame, label, positive)
+    if not 0 < y.sum() < len(y):
+        raise TableError(f"label column {label!r} of {table}: every row has the same outcome, nothing to evaluate")
+    X = encode(frame, schema)
+    model = wrapped.risk_model
+    ev = evaluation(y, model.predict_proba(X), groups=subgroup_columns(X, schema), capacity=settings.review_capacity,
+                    min_subgroup_size=settings.gates.min_subgroup_size, period=("not given", "not given"))
+    out = out or Path("reports") / model_name / f"v{mv.version}-{table.stem}"
+    tags = mv.tags or {}
+    sha = hash_file(table).hexdigest()
+    about = about_table(model_name, schema, Path(str(wrapped.spec.get("source", "?"))).name)
+    about["description"] += f"; evaluated on {table.name}, a table it was not trained on"
+    split = {**split_of_run(mv.run_id), "test": len(y)}
+    path = write_card(out, about=about, model=model, ev=ev, test_frame=X, baseline_scores={}, version=str(mv.version),
+                      run_id=mv.run_id, split=split,
+                      cohort={"task": "table", "steps": [{"step": f"rows of {table.name}", "count": len(y)}],
+                              "notes": [], "label_rate": float(y.mean())},
+                      lineage={"code_version": tags.get("code_version", "?"), "data_sha256": sha,
+                               "data_rows": {"table": len(y)}, "data": str(table.resolve()),
+                               "trained_on_data_sha256": tags.get("data_sha256", "?")},
+                      trained_on=(tags.get("trained_from", "?"), tags.get("trained_to", "?")))
+    registry.log_artifacts(mv.run_id, out, f"external-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
+    m = ev["metrics"]
+    keys = ("n", "events", "prevalence", "auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ici", "e90",
+            "calibration_slope", "calibration_intercept", "oe_ratio")
+    return {"model": model_name, "version": str(mv.version), "table": str(table), "report": str(path),
+            "report_dir": str(out), **{k: m[k] for k in keys if k in m}}
+
+
+REASONS = 3
+
+
+def score_table(model_name: str, table: Path, out: Path, version: str | None = None, alias: str | None = None,
+                tracking_uri: str | None = None) -> dict:
+    """The calibrated probability, tier and top reasons of every row of a table (CSV, or Parquet by suffix).
+
+    A reason is a feature that raised this row's risk (positive TreeSHAP contribution) and has a value."""
+    from umrisk.training.table import OTHER, clean, encode, read_any
+
+    registry.configure(tracking_uri)
+    wrapped, mv, schema = _table_model(model_name, version, alias)
+    frame = clean(read_any(table))
+    X = encode(frame, schema)
+    p, contrib = wrapped.risk_model.predict_explained(X)
+    c = contrib[schema.features].to_numpy()
+    present = (X.notna() & (X.astype(str) != OTHER)).to_numpy()
+    c = np.where(present & (c > 0), c, -np.inf)
+    top = np.argsort(-c, axis=1, kind="stable")[:, :REASONS]
+    scores = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
+    if schema.group and schema.group in frame.columns:
+        scores[schema.group] = frame[schema.group].to_numpy()
+    scores["probability"] = p
+    scores["tier"] = wrapped.tier(p)
+    names = np.asarray(schema.features, dtype=object)
+    values = X.astype("object").to_numpy()
+    for k in range(REASONS):
+        j = top[:, k]
+        ok = np.isfinite(c[np.arange(len(X)), j])
+        text = [f"{names[jj]} = {values[i, jj]}" if good else "" for i, (jj, good) in enumerate(zip(j, ok,
+                                                                                                    strict=True))]
+        scores[f"reason_{k + 1}"] = text
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        scores.to_parquet(out, index=False)
+    else:
+        scores.to_csv(out, index=False)
+    return {"model": model_name, "version": str(mv.version), "rows": len(scores), "out": str(out),
+            "tiers": scores["tier"].value_counts().to_dict()}

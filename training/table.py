@@ -182,7 +182,8 @@ def infer_schema(frame: pd.DataFrame, label: str, group: str | None = None, time
 
 def _raw_features(frame: pd.DataFrame, s: TableSchema) -> pd.DataFrame:
     """The feature columns before pooling: numbers, category text, codes and their roll-ups, the order."""
-    missing = [c for c in [*s.numeric, *s.categorical, *s.codes] if c not in frame.columns]
+    ordering = [s.group, s.order or s.time] if s.order_feature else []
+    missing = [c for c in [*s.numeric, *s.categorical, *s.codes, *ordering] if c not in frame.columns]
     if missing:
         raise TableError(f"the table lacks column(s) the model uses: {', '.join(missing[:10])}")
     X = pd.DataFrame(index=frame.index)

@@ -278,6 +278,63 @@ def train_table(
     typer.echo(f"Report: {r['report']}   Model card: {r['model_card']}")
 
 
+@app.command("evaluate-table")
+def evaluate_table(
+    name: Annotated[str, typer.Argument(help="The model name given to train-table.")],
+    table: Annotated[Path, typer.Argument(help="A table the model has not seen: CSV or Parquet.")],
+    label: Annotated[str | None, typer.Option(help="The outcome column (default: the training one).")] = None,
+    positive: Annotated[str | None, typer.Option(help="The label value that is the event (default: the "
+                                                      "training one).")] = None,
+    version: Annotated[str | None, typer.Option(help="Registered version number.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias (default: champion, else challenger).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the report (default: reports/NAME/vN-TABLE).")] = None,
+    tracking_uri: TrackingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Validate a train-table model on another table, typed as at training; write the report and model card."""
+    from umrisk.training import commands
+    from umrisk.training.table import TableError
+
+    if version and alias:
+        _fail("give --version or --alias, not both")
+    with _one_line_errors():
+        try:
+            r = commands.evaluate_table(name, table, label, positive, version, alias, out, tracking_uri)
+        except TableError as err:
+            _fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(r, default=str))
+        return
+    typer.echo(f"umrisk-{name} version {r['version']} on {table} ({r['n']:,} rows, {r['events']:,} events): AUROC "
+               f"{r['auroc']:.3f} ({r['auroc_ci_low']:.3f}-{r['auroc_ci_high']:.3f}), AUPRC {r['auprc']:.3f}, Brier "
+               f"{r['brier']:.4f}, ICI {r['ici']:.4f}, slope {r['calibration_slope']:.2f}, O/E {r['oe_ratio']:.2f}")
+    typer.echo(f"Report: {r['report']}")
+
+
+@app.command("score-table")
+def score_table(
+    name: Annotated[str, typer.Argument(help="The model name given to train-table.")],
+    table: Annotated[Path, typer.Argument(help="The rows to score: CSV or Parquet.")],
+    out: Annotated[Path, typer.Option(help="Scores file: CSV, or Parquet for a .parquet name.")],
+    version: Annotated[str | None, typer.Option(help="Registered version number.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias (default: champion, else challenger).")] = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Write the probability, tier and top reasons of every row of a table."""
+    from umrisk.training import commands
+    from umrisk.training.table import TableError
+
+    if version and alias:
+        _fail("give --version or --alias, not both")
+    with _one_line_errors():
+        try:
+            r = commands.score_table(name, table, out, version, alias, tracking_uri)
+        except TableError as err:
+            _fail(str(err))
+    typer.echo(f"Scored {r['rows']:,} rows with umrisk-{name} version {r['version']} into {r['out']} (tiers: "
+               + ", ".join(f"{k} {v:,}" for k, v in r["tiers"].items()) + ")")
+
+
 @token_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help="reviewer, outreach or admin.")],
