@@ -154,7 +154,7 @@ def test_train_table_on_a_public_format_table(tmp_path):
     import mlflow
 
     metrics = mlflow.get_run(r["run_id"]).data.metrics
-    assert {"n_train", "n_test", "valid_auroc", "test_auroc", "seconds_fit"} <= set(metrics)
+    assert {"n_train", "n_test", "cv_oof_auroc", "test_auroc", "seconds_fit"} <= set(metrics)
     with pytest.raises(TableError, match="--positive"):
         train_table(path, "readmitted", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     with pytest.raises(TableError, match="not in the table"):
