@@ -102,29 +102,42 @@ class MemberMonthLabel(_Strict):
 
 class SplitSpec(_Strict):
     """Time and member split. The latest ``test_fraction`` of prediction times, for the members of the test
-    group (a hash of the member id below ``test_member_fraction``), is the test set; earlier points of
-    every other member are divided by member into training, validation (early stopping) and calibration
-    folds. No member is on both sides."""
+    group (a hash of the member id below ``test_member_fraction``), is the test set; every earlier point of
+    every other member is a training point. No member is on both sides. Inside the training points, members
+    are divided into ``cv_folds`` folds for cross-validation (tuning, number of rounds, cross-fitted
+    calibration); the final model is refitted on all of them."""
 
     test_fraction: Annotated[float, Field(gt=0, lt=0.9)] = 0.25
     test_member_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
-    validation_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.15
-    calibration_fraction: Annotated[float, Field(gt=0, lt=0.5)] = 0.15
+    cv_folds: Annotated[int, Field(ge=2, le=20)] = 5
     max_train_points: Annotated[int, Field(ge=1000)] | None = None
     seed: int = 1
 
 
 class LightGBMSpec(_Strict):
+    """LightGBM parameters, the most rounds cross-validation may choose, and the limits that keep a model on
+    few events from overfitting: every leaf holds at least ``min_leaf_events`` expected events (so
+    ``min_child_samples`` is at least that over the prevalence) and a tree has at most one leaf per
+    ``events_per_leaf`` events. ``monotone`` enforces the catalog's clinical directions (more prior
+    admissions never lower the risk) with LightGBM monotone constraints, and ``directions`` adds this
+    model's own for features the catalog leaves without one (by feature name; a direction that contradicts
+    the catalog's is refused when the model is fitted)."""
+
     params: dict[str, float | int | str | bool] = {
         "objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 50,
         "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
     }
     num_boost_round: Annotated[int, Field(ge=10, le=20000)] = 2000
     early_stopping_rounds: Annotated[int, Field(ge=5, le=1000)] = 50
+    min_leaf_events: Annotated[float, Field(ge=0, le=1000)] = 10.0
+    events_per_leaf: Annotated[float, Field(ge=1, le=10000)] = 20.0
+    monotone: bool = True
+    directions: dict[str, Literal["increasing", "decreasing"]] = {}
 
 
 class TuningSpec(_Strict):
-    """Hyperparameter search (Optuna, TPE) within a budget; 0 trials keeps the given parameters."""
+    """Hyperparameter search (Optuna, TPE) scored by the cross-validated log loss, within a budget: no trial
+    starts that is not expected to end before ``timeout_seconds``; 0 trials keeps the given parameters."""
 
     n_trials: Annotated[int, Field(ge=0, le=1000)] = 12
     timeout_seconds: Annotated[float, Field(gt=0)] = 120
@@ -134,8 +147,17 @@ class TuningSpec(_Strict):
     feature_fraction: tuple[float, float] = (0.5, 1.0)
     lambda_l2: tuple[float, float] = (0.0, 20.0)
 
+    @field_validator("learning_rate", "num_leaves", "min_child_samples", "feature_fraction", "lambda_l2")
+    @classmethod
+    def _range(cls, v: tuple) -> tuple:
+        if v[0] > v[1]:
+            raise ValueError("a search range is (low, high) with low <= high")
+        return v
+
 
 class CalibrationSpec(_Strict):
+    """Cross-fitted calibration: the out-of-fold predictions of the cross-validation fit the calibrator."""
+
     method: Literal["auto", "isotonic", "platt"] = "auto"  # auto: the lower cross-validated log loss
 
 

@@ -1,4 +1,8 @@
-"""Calibration of predicted probabilities on a separate fold: isotonic or Platt, chosen on log loss."""
+"""Calibration of predicted probabilities: isotonic or Platt, chosen on cross-validated log loss.
+
+The model fits it on its out-of-fold predictions (cross-fitted calibration), so no point is set aside only
+for calibration.
+"""
 
 from __future__ import annotations
 

@@ -1,64 +1,153 @@
-"""The calibrated risk model: LightGBM with early stopping, then a calibrator fitted on its own fold.
+"""The calibrated risk model: LightGBM with its rounds chosen by member-grouped cross-validation, a
+calibrator fitted on the out-of-fold predictions, and a final booster refitted on every training point.
 
-``RiskModel`` follows scikit-learn's conventions (``__init__`` stores parameters, ``fit`` returns self,
-fitted attributes end in ``_``). It keeps the category levels seen in training, so a frame built at
-request time is encoded exactly as in training, and gives exact TreeSHAP contributions (LightGBM's
-``pred_contrib``) for reason codes.
+``RiskModel`` follows scikit-learn's conventions (``__init__`` stores parameters, ``fit(X, y, groups)``
+returns self, fitted attributes end in ``_``, ``get_params``/``set_params`` from ``BaseEstimator``).
+Validation and calibration data are its own business: ``fit`` divides the points by member into
+``cv_folds`` folds, trains the folds side by side and keeps the number of rounds of lowest mean held-out
+log loss, fits the calibrator on the held-out predictions (cross-fitted: no point is set aside only for
+calibration) and refits on all points with those rounds. One deliberate difference from scikit-learn:
+``predict_proba`` returns the probability of the event as one column (a 1-d array), the shape every
+scorer here reads.
+
+It keeps the category levels seen in training, so a frame built at request time is encoded exactly as in
+training, and gives exact TreeSHAP contributions (LightGBM's ``pred_contrib``) for reason codes.
+``monotone`` maps features to their clinical direction (+1: more is riskier, -1: less is riskier), enforced
+with LightGBM monotone constraints (categorical features are never constrained). A missing value in such a
+feature means the event was not seen (no earlier discharge, the lab not taken), so it is encoded as the
+feature's low-risk end (``NEVER`` days since, ``-NEVER`` of a count or a lab that rises with risk), the
+same reading the catalog gives it (a missing lab is not abnormal): left missing, LightGBM would send it to
+whichever side fits best, and adding a first prior admission could lower the risk.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from umrisk.training.calibrate import Calibrator
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import log_loss, roc_auc_score
+from umrisk.training.calibrate import Calibrator, choose_calibrator
+from umrisk.training.split import member_folds
+
+LOSS = "valid binary_logloss-mean"
+NEVER = 1e9  # stands for a missing value in a feature with a direction, at its low-risk end
+FIXED = {"objective": "binary", "verbosity": -1, "deterministic": True, "force_row_wise": True}
 
 
-class RiskModel:
-    def __init__(self, features: list[str], categorical: list[str], params: dict | None = None,
-                 num_boost_round: int = 2000, early_stopping_rounds: int = 50):
+def lgb_params(params: Mapping, seed: int = 1, monotone: Sequence[int] | None = None) -> dict:
+    """LightGBM parameters with the project's fixed settings (log loss as the metric, seeded, 2 threads)
+    and the monotone constraints, if any feature has one."""
+    out = {"num_threads": 2, **params, **FIXED, "metric": "binary_logloss", "seed": seed}
+    if monotone is not None and any(monotone):
+        out["monotone_constraints"] = list(monotone)
+        out.setdefault("monotone_constraints_method", "intermediate")  # less restrictive than "basic"
+    return out
+
+
+def deadline_callback(at: float):
+    """A LightGBM callback that stops boosting once ``time.monotonic()`` passes ``at`` (the rounds so far
+    are kept), so a search cannot overrun its budget inside a trial."""
+    def callback(env: lgb.callback.CallbackEnv) -> None:
+        if time.monotonic() > at:
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+    callback.order = 40  # type: ignore[attr-defined]  # after early stopping (30)
+    return callback
+
+
+def cross_validate(params: dict, data: lgb.Dataset, folds: list[tuple[np.ndarray, np.ndarray]],
+                   num_boost_round: int, early_stopping_rounds: int,
+                   deadline: float | None = None) -> tuple[int, float, lgb.CVBooster]:
+    """Train the folds side by side; the number of rounds of lowest mean held-out log loss, that loss, and
+    the fold boosters."""
+    callbacks = [lgb.early_stopping(early_stopping_rounds, verbose=False)]
+    if deadline is not None:
+        callbacks.append(deadline_callback(deadline))
+    res = lgb.cv(params, data, num_boost_round=num_boost_round, folds=folds, callbacks=callbacks,
+                 return_cvbooster=True)
+    curve = np.asarray(res[LOSS])
+    rounds = int(np.argmin(curve)) + 1
+    return rounds, float(curve[rounds - 1]), res["cvbooster"]
+
+
+class RiskModel(ClassifierMixin, BaseEstimator):
+    def __init__(self, features: Sequence[str] = (), categorical: Sequence[str] = (), params: dict | None = None,
+                 num_boost_round: int = 2000, early_stopping_rounds: int = 50, cv_folds: int = 5,
+                 calibration: str | None = "auto", monotone: Mapping[str, int] | None = None, seed: int = 1):
         self.features = features
         self.categorical = categorical
-        self.params = params or {}
+        self.params = params
         self.num_boost_round = num_boost_round
         self.early_stopping_rounds = early_stopping_rounds
+        self.cv_folds = cv_folds
+        self.calibration = calibration
+        self.monotone = monotone
+        self.seed = seed
 
     # ------------------------------------------------------------------ encoding
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         """The model's columns in order; categoricals with the training levels (unseen -> missing)."""
-        missing = [c for c in self.features if c not in X.columns]
+        features = list(self.features)
+        missing = [c for c in features if c not in X.columns]
         if missing:
             raise KeyError(f"missing feature column(s): {', '.join(missing[:10])}")
-        numeric = [c for c in self.features if c not in self.categorical]
+        numeric = [c for c in features if c not in self.categorical]
         try:
             out = X[numeric].astype("float64")  # one block conversion; strings fall back below
         except (TypeError, ValueError):
             out = X[numeric].apply(lambda s: pd.to_numeric(s, errors="coerce")).astype("float64")
+        directions = self.monotone or {}
+        for c in numeric:  # missing in a directed feature: the low-risk end (no discharge seen, lab not taken)
+            sign = np.sign(directions.get(c, 0))
+            if sign and out[c].isna().any():
+                out[c] = out[c].fillna(-sign * NEVER)
         levels = getattr(self, "levels_", None)
         for c in self.categorical:
             cats = levels[c] if levels else sorted(pd.Series(X[c]).dropna().astype(str).unique())
             out[c] = pd.Categorical(X[c].astype("object").where(X[c].notna(), None), categories=cats)
-        return out[self.features]
+        return out[features]
+
+    def monotone_constraints(self) -> list[int]:
+        """One LightGBM monotone constraint per feature, in feature order (0 for categories and the rest)."""
+        directions = self.monotone or {}
+        return [0 if f in self.categorical else int(np.sign(directions.get(f, 0))) for f in self.features]
+
+    def dataset(self, X: pd.DataFrame, y: np.ndarray) -> lgb.Dataset:
+        """The prepared frame as a LightGBM Dataset (not pre-filtered, so leaf sizes may vary across fits)."""
+        return lgb.Dataset(self.prepare(X), label=np.asarray(y), categorical_feature=list(self.categorical),
+                           free_raw_data=False, params={"feature_pre_filter": False})
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: pd.DataFrame, y: np.ndarray, X_valid: pd.DataFrame, y_valid: np.ndarray,
-            X_calib: pd.DataFrame | None = None, y_calib: np.ndarray | None = None,
-            calibration: str = "auto") -> RiskModel:
+    def fit(self, X: pd.DataFrame, y: np.ndarray, groups: pd.Series | np.ndarray | None = None) -> RiskModel:
+        """Cross-validate by member (``groups``; each row its own member if None) for the number of rounds and
+        the out-of-fold predictions, fit the calibrator on those, refit on all rows."""
+        y = np.asarray(y).astype(int)
+        if not 0 < y.sum() < len(y):
+            raise ValueError("fitting needs both outcomes among the training points")
+        self.classes_ = np.array([0, 1])
         self.levels_ = {c: sorted(pd.Series(X[c]).dropna().astype(str).unique()) for c in self.categorical}
-        dtrain = lgb.Dataset(self.prepare(X), label=y, categorical_feature=self.categorical, free_raw_data=False)
-        dvalid = lgb.Dataset(self.prepare(X_valid), label=y_valid, reference=dtrain)
-        params = {"objective": "binary", "metric": "binary_logloss", "verbosity": -1, "seed": 1,
-                  "deterministic": True, "force_row_wise": True, "num_threads": 2, **self.params}
-        self.booster_ = lgb.train(params, dtrain, num_boost_round=self.num_boost_round, valid_sets=[dvalid],
-                                  callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
-        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
-        self.calibrator_ = None
+        params = lgb_params(self.params or {}, self.seed, self.monotone_constraints())
+        data = self.dataset(X, y)
+        folds = member_folds(groups, len(y), self.cv_folds, self.seed)
+        rounds, loss, cvb = cross_validate(params, data, folds, self.num_boost_round, self.early_stopping_rounds)
+        prepared = self.prepare(X)
+        oof = np.empty(len(y))
+        for (_, held), booster in zip(folds, cvb.boosters, strict=True):
+            oof[held] = booster.predict(prepared.iloc[held], num_iteration=rounds)
+        self.oof_ = oof
+        self.booster_ = lgb.train(params, data, num_boost_round=rounds)
+        self.best_iteration_ = rounds
+        self.calibrator_: Calibrator | None = None
         self.calibration_scores_: dict[str, float] = {}
-        if X_calib is not None and y_calib is not None:
-            from umrisk.training.calibrate import choose_calibrator
-
-            self.calibrator_, self.calibration_scores_ = choose_calibrator(self.predict_raw(X_calib),
-                                                                           np.asarray(y_calib), calibration)
+        if self.calibration:
+            self.calibrator_, self.calibration_scores_ = choose_calibrator(oof, y, self.calibration, seed=self.seed)
+        self.cv_ = {"folds": len(folds), "rounds": rounds, "oof_logloss": float(log_loss(y, oof, labels=[0, 1])),
+                    "oof_auroc": float(roc_auc_score(y, oof)), "cv_logloss": loss,
+                    "calibration": self.calibrator_.method if self.calibrator_ is not None else None,
+                    "calibration_scores": dict(self.calibration_scores_)}
         return self
 
     # ------------------------------------------------------------------ prediction
@@ -70,6 +159,10 @@ class RiskModel:
         p = self.predict_raw(X)
         cal: Calibrator | None = self.calibrator_
         return cal.transform(p) if cal is not None else p
+
+    def predict(self, X: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
+        """1 where the calibrated probability reaches ``threshold`` (scikit-learn's classifier interface)."""
+        return (self.predict_proba(X) >= threshold).astype(int)
 
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
         """The prepared frame as the float matrix LightGBM builds from it: categories as their codes in the
@@ -102,7 +195,7 @@ class RiskModel:
 
     def importance(self) -> pd.DataFrame:
         return pd.DataFrame({
-            "feature": self.features,
+            "feature": list(self.features),
             "gain": self.booster_.feature_importance("gain", iteration=self.best_iteration_),
             "splits": self.booster_.feature_importance("split", iteration=self.best_iteration_),
         }).sort_values("gain", ascending=False, ignore_index=True)
