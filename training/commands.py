@@ -17,6 +17,7 @@ from umrisk.features.spec import ModelSpec, load_spec
 from umrisk.features.tasks import task_for
 from umrisk.training import registry
 from umrisk.training.feature_cache import feature_table
+from umrisk.training.gates import absolute_gates, relative_gates
 from umrisk.training.lineage import data_fingerprint
 from umrisk.training.pipeline import Fitted, cv_metrics, register_and_report, split_of_run, write_card
 from umrisk.training.report import about_spec
@@ -29,6 +30,11 @@ def require_store(data: Path | str | None) -> Path:
     if data is None or not Path(data).is_dir():
         raise FileNotFoundError(f"{data}: no such store folder")
     return Path(data)
+
+
+def synthetic(data: Path) -> bool:
+    """A generated store (it carries the generator's ground truth in ``truth/``)."""
+    return (Path(data) / "truth").is_dir()
 
 
 def baseline_scores(table: Table, rows: np.ndarray, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -64,7 +70,7 @@ def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking
                     table.frame.iloc[split.test], baseline_scores(table, split.test, spec), trained.tuning, seconds,
                     cv_metrics(trained.model))
     result = register_and_report(
-        fitted, about=about_spec(spec), spec=spec.model_dump(mode="json"),
+        fitted, about={**about_spec(spec), "synthetic": synthetic(data)}, spec=spec.model_dump(mode="json"),
         catalog=[asdict(i) for i in feature_set(spec).infos], fingerprint=fingerprint,
         tags={"data_dir": str(data.resolve()), "split_cut": str(split.cut)}, cohort=table.cohort.to_dict(),
         reports=reports, data_label=str(data.resolve()))
@@ -92,45 +98,27 @@ def evaluate(model_name: str, data: Path, out: Path, version: str | None = None,
     tags = mv.tags or {}
     trained_on = (tags.get("trained_from", "?"), tags.get("trained_to", "?"))
     split = {**split_of_run(mv.run_id), "test": len(rows)}
-    path = write_card(out, about=about_spec(spec), model=wrapped.risk_model, ev=ev, test_frame=table.frame.iloc[rows],
+    about = {**about_spec(spec), "synthetic": synthetic(data)}
+    path = write_card(out, about=about, model=wrapped.risk_model, ev=ev, test_frame=table.frame.iloc[rows],
                       baseline_scores=baseline_scores(table, rows, spec), version=str(mv.version), run_id=mv.run_id,
                       split=split, cohort=table.cohort.to_dict(),
                       lineage={"code_version": tags.get("code_version", "?"), "data_sha256": fingerprint["sha256"],
                                "data_rows": fingerprint["rows"], "data": str(data.resolve()),
                                "trained_on_data_sha256": tags.get("data_sha256", "?")},
-                      trained_on=trained_on)
+                      trained_on=trained_on, gates=spec.model.gates)
     registry.log_artifacts(mv.run_id, out, f"evaluation-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
     m = ev["metrics"]
     return {"model": spec.name, "version": str(mv.version), "report": str(path), "features_cached": cached,
             "test": {k: m[k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ici")},
-            "baselines": ev["baselines"], "split": split}
+            "baselines": ev["baselines"], "leads": ev.get("leads", {}), "split": split}
 
 
 def gates(spec: ModelSpec, challenger: dict, champion: dict | None) -> list[dict]:
-    """Each promotion gate with the values it compared and whether it held."""
+    """Each promotion gate with the values it compared and whether it held (``training.gates``)."""
     g = spec.model.gates
-    m = challenger["metrics"]
-    out = [
-        {"gate": "AUROC at least the minimum", "value": m["auroc"], "limit": g.min_auroc,
-         "ok": m["auroc"] >= g.min_auroc},
-        {"gate": "ICI at most the maximum", "value": m["ici"], "limit": g.max_ici, "ok": m["ici"] <= g.max_ici},
-        {"gate": "calibration slope within bounds", "value": m["calibration_slope"],
-         "limit": list(g.calibration_slope),
-         "ok": g.calibration_slope[0] <= m["calibration_slope"] <= g.calibration_slope[1]},
-    ]
+    out = absolute_gates(g, challenger["metrics"])
     if champion is not None:
-        c = champion["metrics"]
-        out.append({"gate": "AUROC not lower than the champion's beyond the margin", "value": m["auroc"],
-                    "limit": c["auroc"] - g.max_auroc_drop, "ok": m["auroc"] >= c["auroc"] - g.max_auroc_drop})
-        a = challenger["subgroups"].set_index(["group", "level"])["auroc"]
-        b = champion["subgroups"].set_index(["group", "level"])["auroc"]
-        both = pd.concat([a.rename("challenger"), b.rename("champion")], axis=1).dropna()
-        for (group, level), r in both.iterrows():
-            out.append({"gate": f"subgroup {group} = {level}: AUROC not worse beyond the margin",
-                        "value": r["challenger"], "limit": r["champion"] - g.max_subgroup_auroc_drop,
-                        "ok": r["challenger"] >= r["champion"] - g.max_subgroup_auroc_drop})
-    for row in out:
-        row["ok"] = bool(row["ok"])
+        out += relative_gates(g, challenger, champion)
     return out
 
 
@@ -223,7 +211,16 @@ def evaluate_table(model_name: str, table: Path, label: str | None = None, posit
     from umrisk.features.spec import ModelTraining
     from umrisk.training.lineage import hash_file
     from umrisk.training.pipeline import evaluation
-    from umrisk.training.table import TableError, about_table, clean, encode, label_values, read_any, subgroup_columns
+    from umrisk.training.table import (
+        TableError,
+        about_table,
+        clean,
+        encode,
+        label_values,
+        read_any,
+        subgroup_columns,
+        table_baselines,
+    )
 
     registry.configure(tracking_uri)
     wrapped, mv, schema = _table_model(model_name, version, alias)
@@ -237,7 +234,8 @@ def evaluate_table(model_name: str, table: Path, label: str | None = None, posit
     X = encode(frame, schema)
     model = wrapped.risk_model
     ev = evaluation(y, model.predict_proba(X), groups=subgroup_columns(X, schema), capacity=settings.review_capacity,
-                    min_subgroup_size=settings.gates.min_subgroup_size, period=("not given", "not given"))
+                    min_subgroup_size=settings.gates.min_subgroup_size, baseline_scores=table_baselines(X, schema),
+                    period=("not given", "not given"))
     out = out or Path("reports") / model_name / f"v{mv.version}-{table.stem}"
     tags = mv.tags or {}
     sha = hash_file(table).hexdigest()
@@ -251,13 +249,15 @@ def evaluate_table(model_name: str, table: Path, label: str | None = None, posit
                       lineage={"code_version": tags.get("code_version", "?"), "data_sha256": sha,
                                "data_rows": {"table": len(y)}, "data": str(table.resolve()),
                                "trained_on_data_sha256": tags.get("data_sha256", "?")},
-                      trained_on=(tags.get("trained_from", "?"), tags.get("trained_to", "?")))
+                      trained_on=(tags.get("trained_from", "?"), tags.get("trained_to", "?")),
+                      gates=settings.gates)
     registry.log_artifacts(mv.run_id, out, f"external-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
     m = ev["metrics"]
     keys = ("n", "events", "prevalence", "auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "brier", "ici", "e90",
             "calibration_slope", "calibration_intercept", "oe_ratio")
     return {"model": model_name, "version": str(mv.version), "table": str(table), "report": str(path),
-            "report_dir": str(out), **{k: m[k] for k in keys if k in m}}
+            "report_dir": str(out), **{k: m[k] for k in keys if k in m}, "baselines": ev["baselines"],
+            "leads": ev["leads"]}
 
 
 REASONS = 3

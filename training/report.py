@@ -51,35 +51,41 @@ def plots(out: Path, ev: dict, contributions: pd.DataFrame | None, values: pd.Da
         f2, t2, _ = roc_curve(y, score)
         ax.plot(f2, t2, label=f"{name} (AUROC {ev['baselines'].get(name, float('nan')):.3f})", alpha=0.7)
     ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC")
+    ax.set(xlabel="1 - specificity (false-positive rate)", ylabel="sensitivity (true-positive rate)",
+           title="ROC curve on the test set")
     ax.legend(loc="lower right", fontsize=8)
     files["roc"] = _save(fig, out / "roc.png")
     fig, ax = plt.subplots(figsize=(5, 5))
     prec, rec, _ = precision_recall_curve(y, p)
     ax.plot(rec, prec)
     ax.axhline(y.mean(), color="k", ls=":", lw=1, label=f"prevalence {y.mean():.3f}")
-    ax.set(xlabel="recall", ylabel="precision", title=f"Precision-recall (AUPRC {ev['metrics']['auprc']:.3f})")
+    ax.set(xlabel="recall (share of events found)", ylabel="precision (share of flagged with the event)",
+           title=f"Precision-recall on the test set (AUPRC {ev['metrics']['auprc']:.3f})")
     ax.legend(fontsize=8)
     files["pr"] = _save(fig, out / "precision_recall.png")
     fig, ax = plt.subplots(figsize=(5, 5))
     cc = calibration_curve(y, p)
     order = np.argsort(p)
     smooth = smooth_calibration(y, p)
-    lim = float(max(cc["predicted"].max(), cc["observed"].max()) * 1.1)
-    ax.plot([0, lim], [0, lim], "k:", lw=1)
-    ax.plot(p[order], smooth[order], label="smoothed")
-    ax.scatter(cc["predicted"], cc["observed"], label="deciles", zorder=3)
+    # the axes hold the deciles and 99 % of the predictions; the smoothed curve is drawn over that range only
+    top = float(np.quantile(p, 0.99))
+    shown = p[order] <= top
+    lim = min(1.0, 1.08 * max(float(cc["predicted"].max()), float(cc["observed"].max()), top,
+                              float(smooth[order][shown].max()) if shown.any() else 0.0))
+    ax.plot([0, lim], [0, lim], "k:", lw=1, label="perfect calibration")
+    ax.plot(p[order][shown], np.clip(smooth[order][shown], 0, lim), label="smoothed observed")
+    ax.scatter(cc["predicted"], cc["observed"], label="deciles of predicted risk", zorder=3)
     m = ev["metrics"]
-    ax.set(xlabel="predicted", ylabel="observed", xlim=(0, lim), ylim=(0, lim),
-           title=f"Calibration (ICI {m['ici']:.3f}, slope {m['calibration_slope']:.2f})")
-    ax.legend(fontsize=8)
+    ax.set(xlabel="predicted probability", ylabel="observed proportion", xlim=(0, lim), ylim=(0, lim),
+           title=f"Calibration on the test set\n(ICI {m['ici']:.3f}, slope {m['calibration_slope']:.2f})")
+    ax.legend(fontsize=8, loc="upper left")
     files["calibration"] = _save(fig, out / "calibration.png")
     nb = ev["net_benefit"]
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(nb["threshold"], nb["model"], label="model")
     ax.plot(nb["threshold"], nb["treat_all"], label="review all", ls="--")
     ax.plot(nb["threshold"], nb["treat_none"], label="review none", ls=":")
-    ax.set(xlabel="threshold probability", ylabel="net benefit", title="Decision curve",
+    ax.set(xlabel="threshold probability", ylabel="net benefit", title="Decision curve: net benefit of review",
            ylim=(min(-0.01, float(nb["model"].min())), float(max(nb["model"].max(), nb["treat_all"].max()) * 1.1)))
     ax.legend(fontsize=8)
     files["decision_curve"] = _save(fig, out / "decision_curve.png")
@@ -88,16 +94,21 @@ def plots(out: Path, ev: dict, contributions: pd.DataFrame | None, values: pd.Da
         top = contrib.abs().mean().sort_values(ascending=False).head(15).index[::-1]
         fig, ax = plt.subplots(figsize=(7, 6))
         rng = np.random.default_rng(0)
+        points = None
         for i, name in enumerate(top):
             v = pd.to_numeric(values[name], errors="coerce") if values[name].dtype.name != "category" \
-                else values[name].cat.codes.astype(float)
+                else values[name].cat.codes.astype(float).where(values[name].notna())
             rank = v.rank(pct=True).fillna(0.5).to_numpy()
-            ax.scatter(contrib[name], i + rng.uniform(-0.25, 0.25, len(contrib)), c=rank, cmap="coolwarm", s=5,
-                       alpha=0.6)
+            points = ax.scatter(contrib[name], i + rng.uniform(-0.25, 0.25, len(contrib)), c=rank, cmap="coolwarm",
+                                s=5, alpha=0.6, vmin=0, vmax=1)
         ax.set_yticks(range(len(top)), top, fontsize=8)
         ax.axvline(0, color="k", lw=0.5)
-        ax.set(xlabel="TreeSHAP contribution (log-odds)",
-               title="SHAP summary (colour: value low to high; for categories, the level's code)")
+        ax.set(xlabel="contribution to the log-odds of the event (TreeSHAP)",
+               title="What drives the scores: the 15 features of largest contribution")
+        if points is not None:
+            bar = fig.colorbar(points, ax=ax, ticks=[0, 1], pad=0.01)
+            bar.ax.set_yticklabels(["low", "high"])
+            bar.set_label("feature value (rank; categories by level code)", fontsize=8)
         files["shap"] = _save(fig, out / "shap_summary.png")
     return files
 
@@ -113,9 +124,12 @@ def about_spec(spec: ModelSpec) -> dict:
 def model_card(*, about: dict, version: str | None, run_id: str | None, ev: dict, cohort: dict,
                split: dict, lineage: dict, calibration: str, trained_on: tuple, tested_on: tuple,
                model_type: str | None = None) -> dict:
-    """The card's facts; ``about`` is ``about_spec(spec)`` or the same keys for a table trained as given."""
+    """The card's facts; ``about`` is ``about_spec(spec)`` or the same keys for a table trained as given
+    (``synthetic``: the data were generated, not real members)."""
     sub = ev["subgroups"]
+    synthetic = bool(about.get("synthetic"))
     return {
+        **({"synthetic_data": SYNTHETIC} if synthetic else {}),
         "model": f"umrisk-{about['name']}", "version": version, "run_id": run_id, "task": about["task"],
         "description": about["description"],
         "intended_use": about["intended_use"], "intended_users": USERS, "out_of_scope": OUT_OF_SCOPE,
@@ -130,8 +144,12 @@ def model_card(*, about: dict, version: str | None, run_id: str | None, ev: dict
         "metrics": {k: v for k, v in ev["metrics"].items() if k != "top_k"},
         "review_capacity": ev["metrics"]["top_k"],
         "baselines": ev["baselines"],
+        "leads": ev.get("leads") or {},
+        "gates": ev.get("gates") or [],
+        "flags": ev.get("flags") or [],
         "subgroups": json.loads(sub.to_json(orient="records")),
         "limitations": [
+            *([SYNTHETIC] if synthetic else []),
             "Trained on the data named above; performance elsewhere must be checked before use.",
             "Claims-based features miss what claims do not record (social needs, vital signs, notes).",
             "Subgroups with few events have wide uncertainty; levels under the minimum size are not scored.",
@@ -143,13 +161,31 @@ def model_card(*, about: dict, version: str | None, run_id: str | None, ev: dict
     }
 
 
+SYNTHETIC = ("Synthetic data: this model was trained and tested on a generated population with known risks "
+             "(the store has truth/), not on real members; its figures say nothing about performance on real data.")
+
+
+def _fmt(x, digits: int = 3) -> str:
+    """A number to ``digits`` decimals, a pair as ``low-high``, empty for missing."""
+    if isinstance(x, list | tuple):
+        return "-".join(_fmt(v, digits) for v in x)
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    return f"{x:.{digits}f}"
+
+
 def _points(n) -> str:
     return f"{n:,}" if isinstance(n, int | float) else "not recorded"
 
 
 def card_markdown(card: dict) -> str:
     m = card["metrics"]
-    lines = [f"# Model card: {card['model']} version {card['version']}", "", card["description"], "",
+    lines = [f"# Model card: {card['model']} version {card['version']}", ""]
+    if card.get("synthetic_data"):
+        lines += [f"> **{card['synthetic_data']}**", ""]
+    if card.get("flags"):
+        lines += ["> **Subgroups to look at:** " + "; ".join(card["flags"]), ""]
+    lines += [card["description"], "",
              "## Intended use", card["intended_use"], "", f"**Users:** {card['intended_users']}", "",
              f"**Human in the loop:** {card['human_in_the_loop']}", "", "## Out of scope"]
     lines += [f"- {x}" for x in card["out_of_scope"]]
@@ -169,13 +205,23 @@ def card_markdown(card: dict) -> str:
               for t in card["review_capacity"]]
     lines += ["", "## Baselines on the same test set (AUROC)"]
     lines += [f"- {k}: {v:.3f}" for k, v in card["baselines"].items()]
-    lines += ["", "## Subgroups", "| group | level | n | events | observed | expected | AUROC |",
-              "|---|---|---|---|---|---|---|"]
+    if card.get("leads"):
+        lines += ["", "## Lead over each baseline and the champion (AUROC difference, paired bootstrap 95 % CI)"]
+        lines += [f"- over {k}{' version ' + v['version'] if v.get('version') else ''}: {v['diff']:+.3f} "
+                  f"({v['lo']:+.3f} to {v['hi']:+.3f})" for k, v in card["leads"].items()]
+    if card.get("gates"):
+        lines += ["", "## Gates (on this test set)"]
+        lines += [f"- [{'pass' if g['ok'] else 'FAIL'}] {g['gate']}: {_fmt(g['value'])} (limit {_fmt(g['limit'])})"
+                  for g in card["gates"]]
+    lines += ["", "## Subgroups",
+              "| group | level | n | events | observed | expected | O/E | AUROC (95 % CI) | status |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in card["subgroups"]:
-        missing = r["auroc"] is None or (isinstance(r["auroc"], float) and np.isnan(r["auroc"]))
-        auc = "" if missing else f"{r['auroc']:.3f}"
-        lines.append(f"| {r['group']} | {r['level']} | {r['n']:,} | {r['events']:,} | {r['observed']:.3f} | "
-                     f"{r['expected']:.3f} | {auc} |")
+        auc = _fmt(r.get("auroc"))
+        if auc and r.get("auroc_ci_low") is not None:
+            auc += f" ({_fmt(r['auroc_ci_low'])}-{_fmt(r['auroc_ci_high'])})"
+        lines.append(f"| {r['group']} | {r['level']} | {r['n']:,} | {r['events']:,} | {_fmt(r['observed'])} | "
+                     f"{_fmt(r['expected'])} | {_fmt(r.get('oe_ratio'), 2)} | {auc} | {r.get('status', '')} |")
     if card.get("notes"):
         lines += ["", "## Notes"] + [f"- {x}" for x in card["notes"]]
     lines += ["", "## Limitations"] + [f"- {x}" for x in card["limitations"]]
@@ -197,7 +243,7 @@ def write_report(out: Path, card: dict, ev: dict, importance: pd.DataFrame, cont
     ev["net_benefit"].to_csv(out / "net_benefit.csv", index=False)
     env = Environment(autoescape=select_autoescape(["html"]))
     html = env.from_string(TEMPLATE.read_text()).render(
-        card=card, m=card["metrics"], plots=files,
+        card=card, m=card["metrics"], plots=files, fmt=_fmt,
         subgroups=ev["subgroups"].to_html(index=False, float_format=lambda x: f"{x:.3f}", na_rep=""),
         importance=importance.head(25).to_html(index=False, float_format=lambda x: f"{x:,.1f}"))
     (out / "report.html").write_text(html)

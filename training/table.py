@@ -292,6 +292,12 @@ def fit_rows(X: pd.DataFrame, y: np.ndarray, groups: pd.Series | None, s: TableS
     return model, tuning, seconds
 
 
+def table_baselines(X: pd.DataFrame, s: TableSchema) -> dict[str, np.ndarray]:
+    """The simple score a table offers to beat: the number of earlier rows of the group (prior encounters),
+    when the schema has an order."""
+    return {s.order_feature: X[s.order_feature].fillna(0).to_numpy(dtype=float)} if s.order_feature else {}
+
+
 def subgroup_columns(X: pd.DataFrame, s: TableSchema) -> dict[str, pd.Series]:
     """Categorical columns of few levels (at most 12) to report subgroups on: the first three of them."""
     out = {}
@@ -329,11 +335,11 @@ def train_table(path: Path, label: str, name: str | None = None, group: str | No
     t0 = perf_counter()
     ev = evaluation(y[test], model.predict_proba(X.iloc[test]), groups=subgroup_columns(X.iloc[test], s),
                     capacity=settings.review_capacity, min_subgroup_size=settings.gates.min_subgroup_size,
-                    period=_period(times, test))
+                    baseline_scores=table_baselines(X.iloc[test], s), period=_period(times, test))
     seconds["evaluation"] = perf_counter() - t0
     sizes = {"train": len(train), "test": len(test)}
-    fitted = Fitted(model, ev, {}, sizes, _period(times, train), X.iloc[test], {}, tuning, seconds,
-                    cv_metrics(model))
+    fitted = Fitted(model, ev, {}, sizes, _period(times, train), X.iloc[test], table_baselines(X.iloc[test], s),
+                    tuning, seconds, cv_metrics(model))
     spec = {"name": name, "task": "table", "source": str(path), "label": label, "positive": positive,
             "group": group, "time": time, "order": order, "exclude": exclude or [],
             "model": settings.model_dump(mode="json"), "schema": s.to_dict()}
@@ -343,7 +349,9 @@ def train_table(path: Path, label: str, name: str | None = None, group: str | No
     r = register_and_report(fitted, about=about, spec=spec, catalog=catalog(s, path.name),
                             fingerprint={"sha256": hash_file(path).hexdigest(), "rows": {"table": len(y)}},
                             tags={"source": str(path.resolve()), "label": label}, cohort=cohort, reports=reports,
-                            data_label=str(path.resolve()))
+                            data_label=str(path.resolve()),
+                            score_champion=lambda champion: champion.risk_model.predict_proba(
+                                encode(frame.iloc[test], TableSchema.from_dict(champion.spec["schema"]))))
     return {**r, "notes": s.notes}
 
 

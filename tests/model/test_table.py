@@ -105,3 +105,25 @@ def test_a_table_without_the_model_columns_is_refused_by_name(trained, tmp_path)
     assert res.exit_code == 2 and "umrisk-nosuch" in res.output
     with pytest.raises(TableError, match="--positive"):
         train_table(root / "other.csv", "readmitted", tracking_uri=uri, settings=SMALL)
+
+
+def test_gate_values_on_the_run_and_the_version_and_the_lead_over_the_champion(trained):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from umrisk.training import registry
+
+    root, uri = trained["root"], trained["uri"]
+    registry.configure(uri)
+    r = trained["result"]
+    metrics = mlflow.get_run(r["run_id"]).data.metrics
+    assert {"gate_min_auroc_value", "gate_min_auroc_limit", "gate_max_ici_ok", "gate_calibration_slope_limit_low",
+            "subgroups_flagged", "lead_patient_nbr earlier rows_auroc_diff"} <= set(metrics)
+    assert metrics["gate_min_auroc_value"] == pytest.approx(r["test"]["auroc"])
+    tags = MlflowClient().get_model_version("umrisk-uci", r["version"]).tags
+    assert tags["gate.min_auroc"].split()[0] in ("pass", "FAIL") and "limit 0.650" in tags["gate.min_auroc"]
+    registry.set_alias("uci", "champion", r["version"])
+    again = train_table(root / "develop.csv", "readmitted", name="uci", positive="<30", group="patient_nbr",
+                        exclude=["encounter_id"], order="encounter_id", reports=root / "reports", tracking_uri=uri,
+                        settings=SMALL)
+    lead = again["leads"]["champion"]
+    assert lead["version"] == r["version"] and lead["diff"] == pytest.approx(0, abs=1e-9)  # the same model again
