@@ -361,3 +361,147 @@ class ErrorResponse(Out):
     error: str
     details: list[ErrorDetail] = []
     reference: str | None = Field(None, description="For a 500: the reference in the service's log")
+
+
+# ------------------------------------------------------------------ the case store: intake, work, metrics
+# A case shows the determination a clinician recorded (``decision``); nothing here lets the service make one.
+ServiceType = _allowed("review_requests", "service_type")
+Urgency = _allowed("review_requests", "urgency")
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+ReasonCode = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+
+
+class ReviewRequestIn(Strict):
+    """A prior-authorization or admission-review request, as JSON."""
+
+    request_id: Id | None = Field(None, description="The sender's id for the request (default: one is made)")
+    member_id: Id
+    service_type: ServiceType
+    codes: Annotated[list[Code], Field(max_length=50)] = []
+    diagnoses: Annotated[list[Code], Field(max_length=50)] = []
+    urgency: Urgency
+    received_time: Time
+    requesting_provider: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class ReleaseIn(Strict):
+    reason: Text | None = None
+
+
+class NoteIn(Strict):
+    text: Text
+
+
+class DeterminationIn(Strict):
+    decision: Literal["approved", "denied", "pended_for_information", "escalated"]
+    reason_code: ReasonCode | None = None
+    reason: Text | None = Field(None, description="In words; a denial needs a specific reason")
+    extend_days: Annotated[int, Field(ge=1, le=14, strict=True)] | None = Field(
+        None, description="With pended_for_information only: extend the deadline (14 days at most in all)")
+
+
+class AppealIn(Strict):
+    reason: Text
+
+
+class ContactIn(Strict):
+    member_id: Id
+    time: Time
+    channel: Literal["phone", "sms", "email", "mail", "in_person", "portal"]
+    outcome: Literal["reached", "no_answer", "declined", "enrolled"]
+    note: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class CodeOut(Out):
+    code: str
+    system: str | None = None
+
+
+class CaseOut(Out):
+    request_id: str
+    member_id: str
+    member_known: bool
+    service_type: str
+    codes: list[CodeOut] = []
+    diagnoses: list[CodeOut] = []
+    urgency: str
+    received_time: dt.datetime
+    deadline: dt.datetime
+    original_deadline: dt.datetime
+    requesting_provider: str | None = None
+    source: str
+    status: Literal["new", "in_review", "pended_for_information", "decided"]
+    assignee: str | None = None
+    assigned_at: dt.datetime | None = None
+    escalated: bool
+    decision: str | None = Field(None, description="The clinician's determination in force, once decided")
+    decided_at: dt.datetime | None = None
+    hours_left: float | None = None
+    on_appeal: bool | None = None
+    late: bool | None = Field(None, description="After a determination: made after its deadline")
+
+
+class CaseEvent(Out):
+    time: dt.datetime
+    actor: str
+    role: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+    detail: dict[str, Any] = {}
+
+
+class CaseHistory(Out):
+    events: list[CaseEvent]
+    notes: list[dict[str, Any]]
+    determinations: list[dict[str, Any]]
+    appeals: list[dict[str, Any]]
+    extensions: list[dict[str, Any]]
+
+
+class CaseDetail(CaseOut):
+    history: CaseHistory
+
+
+class IntakeOut(Out):
+    request_id: str
+    status: str
+    urgency: str
+    received_time: dt.datetime
+    deadline: dt.datetime
+    member_known: bool
+    flags: list[str] = []
+    note: str = "Queued for clinical review: a clinician decides."
+
+
+class LiveQueuedCase(QueuedCase):
+    status: str
+    assignee: str | None
+    escalated: bool
+    member_known: bool
+    flags: list[str] = []
+
+
+class LiveQueueResponse(ReviewQueueResponse):
+    cases: list[LiveQueuedCase]
+
+
+class ContactOut(Out):
+    id: int
+    member_id: str
+    time: dt.datetime
+    channel: str
+    outcome: str
+    recorded_by: str
+
+
+class ReviewMetrics(Out):
+    year: int
+    as_of: dt.datetime
+    standard: dict[str, Any]
+    expedited: dict[str, Any]
+    all: dict[str, Any]
+    backlog: dict[str, dict[str, int]]
+    risk_tier_mix: dict[str, dict[str, int]]
+    definitions: dict[str, str]

@@ -236,7 +236,8 @@ class Scorer:
             {"member_id": "str", "service_type": "str", "urgency": "str", "code": "str"})
 
     def review_queue(self, cases: pd.DataFrame, now: pd.Timestamp, minutes_per_case: float, top: int = 2) -> list[dict]:
-        due = deadlines(cases["received_time"], cases["urgency"])
+        # a case store's cases carry the deadline in force (extended, or an appeal's); others get the rule's
+        due = cases["deadline"] if "deadline" in cases else deadlines(cases["received_time"], cases["urgency"])
         hours_left = ((due - now) / pd.Timedelta(hours=1)).to_numpy()
         ids = cases["member_id"].astype(str).tolist()
         risks = {name: {r["member_id"]: r for r in self.score(name, ids, top=top)} for name in self.models}

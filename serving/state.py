@@ -3,7 +3,9 @@
 Configuration comes from the environment (``umrisk serve`` sets it): ``UMRISK_DATA`` the history store,
 ``UMRISK_TOKENS`` the token file, ``UMRISK_AUDIT`` the audit log (``UMRISK_AUDIT_KEY`` its checkpoint key,
 default beside it), ``MLFLOW_TRACKING_URI`` the registry, ``UMRISK_MAX_BATCH`` and ``UMRISK_MAX_BODY_BYTES``
-the request limits, ``UMRISK_RATE_LIMIT`` the requests a minute per token, ``UMRISK_MODELS`` the models.
+the request limits, ``UMRISK_RATE_LIMIT`` the requests a minute per token, ``UMRISK_MODELS`` the models,
+``UMRISK_DATABASE_URL`` the case store (default: an SQLite file ``<store>/service/cases.db``), whose schema is
+upgraded in place at start-up.
 
 Start-up refuses (``StartupError``, one message naming the file or table) a store missing a table the models
 need, a malformed token file, and an audit log that is torn or does not match its signed checkpoint.
@@ -22,6 +24,8 @@ from umrisk.features.spec import spec_names
 from umrisk.features.store import load_store
 from umrisk.serving.audit import AuditError, AuditLog
 from umrisk.serving.auth import TokenFileError, TokenStore
+from umrisk.serving.cases.db import DatabaseError, database_url
+from umrisk.serving.cases.repository import CaseStore
 from umrisk.serving.ratelimit import FailedAuthThrottle, RateLimiter
 from umrisk.serving.scoring import LoadedModel, Scorer
 from umrisk.training import registry
@@ -50,6 +54,7 @@ class Settings:
     models: tuple[str, ...] = ()  # none named: every shipped spec that has a champion
     rate_limit: int = 600
     audit_key: Path | None = None
+    database_url: str | None = None  # None: UMRISK_DATABASE_URL, else SQLite beside the store
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,7 +67,8 @@ class Settings:
                    max_body_bytes=int(env.get("UMRISK_MAX_BODY_BYTES", 2_000_000)),
                    models=tuple(m for m in env.get("UMRISK_MODELS", "").split(",") if m),
                    rate_limit=_positive(env, "UMRISK_RATE_LIMIT", 600),
-                   audit_key=Path(env["UMRISK_AUDIT_KEY"]) if env.get("UMRISK_AUDIT_KEY") else None)
+                   audit_key=Path(env["UMRISK_AUDIT_KEY"]) if env.get("UMRISK_AUDIT_KEY") else None,
+                   database_url=env.get("UMRISK_DATABASE_URL") or None)
 
 
 def _positive(env, name: str, default: int) -> int:
@@ -112,6 +118,15 @@ def preflight(settings: Settings) -> tuple[TokenStore, AuditLog]:
     return tokens, audit
 
 
+def open_cases(settings: Settings) -> CaseStore:
+    """The case store, its schema upgraded in place to this version's migrations; ``StartupError`` naming the
+    database (never its password) when it cannot be opened or upgraded."""
+    try:
+        return CaseStore.open(database_url(settings.database_url, settings.data))
+    except DatabaseError as err:
+        raise StartupError(str(err)) from err
+
+
 def load_champions(settings: Settings) -> dict[str, LoadedModel]:
     """The champion version of each model, pinned for the life of the service, with the spec registered with
     it (never today's YAML). With no models named, every shipped spec that has a champion is served.
@@ -152,14 +167,18 @@ class ServiceState:
     models: dict[str, LoadedModel] = field(default_factory=dict)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
     auth_throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
+    cases: CaseStore | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> ServiceState:
         tokens, audit = preflight(settings)
+        cases = open_cases(settings)
         models = load_champions(settings)
         store = load_store(settings.data)
         scorer = Scorer(store, models)
-        state = cls(settings, scorer, tokens, audit, models, RateLimiter(settings.rate_limit), FailedAuthThrottle())
+        state = cls(settings, scorer, tokens, audit, models, RateLimiter(settings.rate_limit), FailedAuthThrottle(),
+                    cases)
+        log.info("case store: %s", cases.url)
         log.info("umrisk service ready: %s; scoring date %s; population scored at start-up: %s",
                  ", ".join(f"{n} v{m.version}" for n, m in models.items()), scorer.as_of.date(),
                  {n: len(c["p"]) for n, c in scorer.cache.items()})
