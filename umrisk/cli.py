@@ -23,6 +23,10 @@ token_app = typer.Typer(help="Bearer tokens for the service.", no_args_is_help=T
 app.add_typer(token_app, name="token")
 audit_app = typer.Typer(help="The audit log of served scores.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+review_app = typer.Typer(help="The review case store: load a backlog, CMS-0057-F metrics.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+db_app = typer.Typer(help="The case store's database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 def _quiet_libraries() -> None:
@@ -337,17 +341,23 @@ def score_table(
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option(help="reviewer, outreach or admin.")],
+    role: Annotated[str, typer.Option(help="nurse_reviewer, physician_reviewer, outreach or admin.")],
     tokens: Annotated[Path, typer.Option(help="The token file the service reads.")] = Path("umrisk-tokens.json"),
-    name: Annotated[str, typer.Option(help="Who or what the token is for (kept in the file).")] = "",
+    name: Annotated[str, typer.Option(help="The user the token is for: the person the case store records as "
+                                           "claiming and deciding (required for reviewer roles).")] = "",
+    expires_days: Annotated[float | None, typer.Option(min=0.01, help="Days until the token expires (default: "
+                                                                      "never).")] = None,
 ) -> None:
     """Create a token: printed once, only its SHA-256 hash is stored."""
-    from umrisk.serving.auth import ROLES, TokenFileError, create_token
+    from umrisk.serving.auth import LEGACY_ROLES, REVIEWERS, ROLES, TokenFileError, create_token
 
+    role = LEGACY_ROLES.get(role, role)
     if role not in ROLES:
         _fail(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    if role in REVIEWERS and not name.strip():
+        _fail(f"a {role} token is for a person: give --name (the user the case store records)")
     try:
-        token_id, token = create_token(tokens, role, name)
+        token_id, token = create_token(tokens, role, name, expires_days)
     except TokenFileError as err:
         _fail(str(err))
     typer.echo(token)
@@ -358,7 +368,7 @@ def token_create(
 def token_list(
     tokens: Annotated[Path, typer.Option(help="The token file the service reads.")] = Path("umrisk-tokens.json"),
 ) -> None:
-    """The tokens in the file: id, role, name, created (never the token or its hash)."""
+    """The tokens in the file: id, role, created, expires, name (never the token or its hash)."""
     from umrisk.serving.auth import TokenFileError, list_tokens
 
     try:
@@ -368,9 +378,10 @@ def token_list(
     if not listed:
         typer.echo(f"no token in {tokens}")
         return
-    typer.echo(f"{'id':<10}{'role':<10}{'created':<34}name")
+    typer.echo(f"{'id':<10}{'role':<20}{'created':<34}{'expires':<34}name")
     for t in listed:
-        typer.echo(f"{t['id']:<10}{t['role']:<10}{t['created']:<34}{t['name']}")
+        expires = (t["expires"] or "never") + (" (expired)" if t["expired"] else "")
+        typer.echo(f"{t['id']:<10}{t['role']:<20}{t['created']:<34}{expires:<34}{t['name']}")
 
 
 @token_app.command("revoke")
@@ -422,6 +433,105 @@ def audit_seal(file: Annotated[Path, typer.Argument(help="The audit log (JSON li
     except AuditError as err:
         _fail(str(err), 1)
     typer.echo(f"sealed {file}: {n} entries, head {head[:12]}...")
+
+
+DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="The case store (default: "
+                                                 "$UMRISK_DATABASE_URL, else sqlite:///<store>/service/cases.db).")]
+
+
+def _case_store(url: str | None, store: Path | None):
+    """The case store (upgraded in place) and its URL as shown; one line and exit 2 when it cannot be opened."""
+    from umrisk.serving.cases.db import DatabaseError, shown
+    from umrisk.serving.cases.repository import CaseStore
+
+    resolved = _database_url_or_fail(url, store)
+    try:
+        return CaseStore.open(resolved), shown(resolved)
+    except DatabaseError as err:
+        _fail(str(err))
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: DatabaseOpt = None,
+    store: Annotated[Path | None, typer.Option("--store", help="The history store whose service/cases.db is the "
+                                                               "default case store.")] = None,
+) -> None:
+    """Create the case store, or upgrade its schema in place to this version's migrations."""
+    from umrisk.serving.cases import db
+
+    from_url = _database_url_or_fail(url, store)
+    try:
+        before, after = db.upgrade(db.engine_for(from_url))
+    except db.DatabaseError as err:
+        _fail(str(err))
+    where = db.shown(from_url)
+    typer.echo(f"{where}: already at revision {after}" if before == after else
+               f"{where}: upgraded from {before or 'an empty database'} to revision {after}")
+
+
+def _database_url_or_fail(url: str | None, store: Path | None) -> str:
+    from umrisk.serving.cases.db import DatabaseError, database_url
+
+    try:
+        return database_url(url, store)
+    except DatabaseError as err:
+        _fail(str(err))
+
+
+@review_app.command("load")
+def review_load(
+    store: Annotated[Path, typer.Argument(help="A history store with a review_requests table (e.g. generated).")],
+    url: DatabaseOpt = None,
+) -> None:
+    """Load the store's open review requests (open, in review, pended) into the case store as a backlog;
+    requests already loaded are left as they are, closed and withdrawn ones are counted, not loaded."""
+    from umrisk.features.schema import read_table, table_files
+    from umrisk.serving.cases.repository import Actor
+
+    if not table_files(store, "review_requests"):
+        _fail(f"{store}: no review_requests table to load")
+    cases, where = _case_store(url, store)
+    counts = cases.load_backlog(read_table(store, "review_requests"), Actor("umrisk review load", "admin"))
+    cases.dispose()
+    typer.echo(f"{where}: loaded {counts['loaded']:,} open review requests of {counts['rows']:,} "
+               f"({counts['already']:,} already there; {counts['closed_or_withdrawn']:,} closed or withdrawn, "
+               "not loaded)")
+
+
+@review_app.command("metrics")
+def review_metrics_command(
+    year: Annotated[int, typer.Option(min=2000, max=2100, help="Calendar year of the initial determinations.")],
+    url: DatabaseOpt = None,
+    store: Annotated[Path | None, typer.Option("--store", help="The history store whose service/cases.db is the "
+                                                               "default case store.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The CMS-0057-F figures of a year for standard and expedited requests, deadline compliance and the
+    backlog by age (the risk-tier mix needs the models: GET /v1/review-metrics)."""
+    from umrisk.serving.cases.metrics import URGENCIES, review_metrics
+    from umrisk.serving.cases.repository import utcnow
+
+    cases, where = _case_store(url, store)
+    m = review_metrics(cases, year, utcnow())
+    cases.dispose()
+    if as_json:
+        typer.echo(json.dumps(m, indent=2, default=str))
+        return
+    typer.echo(f"Prior authorization, {year} ({where}):")
+    rows = [("requests decided", "requests_decided", ""), ("approved", "pct_approved", "%"),
+            ("denied", "pct_denied", "%"), ("approved after appeal", "pct_approved_after_appeal", "%"),
+            ("approved after an extension", "pct_approved_after_extension", "%"),
+            ("average hours to decision", "avg_hours_to_decision", ""),
+            ("median hours to decision", "median_hours_to_decision", ""), ("decided on time", "pct_on_time", "%")]
+    typer.echo(f"  {'':<30}" + "".join(f"{u:>12}" for u in (*URGENCIES, "all")))
+    for label, key, unit in rows:
+        cells = [m[u][key] for u in (*URGENCIES, "all")]
+        typer.echo(f"  {label:<30}" + "".join(f"{'-' if v is None else f'{v}{unit}':>12}" for v in cells))
+    typer.echo("Backlog now (open cases by hours since receipt):")
+    for u in URGENCIES:
+        b = m["backlog"][u]
+        typer.echo(f"  {u:<10} " + ", ".join(f"{k} {v}" for k, v in b.items()))
 
 
 def busy_port(host: str, port: int) -> str | None:
@@ -508,6 +618,7 @@ def serve(
     audit_key: AuditKeyOpt = None,
     models: Annotated[list[str] | None, typer.Option("--model", help="A model to serve (repeatable; default: "
                                                                     "every spec that has a champion).")] = None,
+    database_url: DatabaseOpt = None,
 ) -> None:
     """Start the BentoML service with the champion version of each model; SIGINT or SIGTERM stops it all."""
     import sys
@@ -517,16 +628,26 @@ def serve(
         _fail(problem)
     if not data.is_dir():
         _fail(f"{data}: no such store folder")
-    from umrisk.serving.state import NoChampion, Settings, StartupError, load_champions, no_token_warning, preflight
+    from umrisk.serving.state import (
+        NoChampion,
+        Settings,
+        StartupError,
+        load_champions,
+        no_token_warning,
+        open_cases,
+        preflight,
+    )
     from umrisk.training import registry
     from umrisk.training.registry import RegistryError
 
     uri = registry.configure(tracking_uri)
     settings = Settings(data=data.resolve(), tokens=tokens.resolve(), audit=audit.resolve(), tracking_uri=uri,
                         max_batch=max_batch, max_body_bytes=max_body_bytes, rate_limit=rate_limit,
-                        audit_key=audit_key.resolve() if audit_key else None, models=tuple(models or ()))
+                        audit_key=audit_key.resolve() if audit_key else None, models=tuple(models or ()),
+                        database_url=_database_url_or_fail(database_url, data.resolve()))
     try:
         token_store, _ = preflight(settings)
+        open_cases(settings).dispose()  # created or upgraded here, so a problem shows before BentoML starts
         champions = load_champions(settings)
     except StartupError as err:
         _fail(str(err))
@@ -539,7 +660,8 @@ def serve(
     env = {**os.environ, "UMRISK_DATA": str(settings.data), "UMRISK_TOKENS": str(settings.tokens),
            "UMRISK_AUDIT": str(settings.audit), "MLFLOW_TRACKING_URI": uri, "UMRISK_MAX_BATCH": str(max_batch),
            "UMRISK_MAX_BODY_BYTES": str(max_body_bytes), "UMRISK_RATE_LIMIT": str(rate_limit),
-           "UMRISK_MODELS": ",".join(champions)}  # the workers load exactly what was checked here
+           "UMRISK_MODELS": ",".join(champions),  # the workers load exactly what was checked here
+           "UMRISK_DATABASE_URL": settings.database_url}
     if settings.audit_key:
         env["UMRISK_AUDIT_KEY"] = str(settings.audit_key)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
