@@ -1,8 +1,13 @@
 """Bearer tokens with roles. The token file holds only SHA-256 hashes; a token is shown once, at creation.
 
-Roles: ``reviewer`` (score, review queue), ``outreach`` (score, outreach), ``admin`` (everything).
+Roles: ``nurse_reviewer`` and ``physician_reviewer`` (score, work the review queue: a nurse may approve, pend or
+escalate, a physician may approve or deny), ``outreach`` (score, outreach lists and contacts), ``admin`` (the
+service: everything but determinations). A token names its user (``name``): the person the case store records
+as claiming, noting and deciding. Files written before these roles hold ``reviewer``, read as
+``nurse_reviewer`` (the role that may do everything ``reviewer`` could).
 
-The file is a JSON list of ``{"id", "role", "name", "sha256", "created"}``, written whole to a private
+The file is a JSON list of ``{"id", "role", "name", "sha256", "created", "expires"}`` (``expires`` ISO 8601,
+optional: a token past it is refused), written whole to a private
 temporary file and renamed over the old one, so a reader never sees half of it. A malformed file is refused
 at start-up (``TokenStore.load``); if it becomes unreadable while the service runs, the tokens read last are
 kept and a warning is logged.
@@ -23,12 +28,19 @@ from pathlib import Path
 import pandas as pd
 
 log = logging.getLogger("umrisk.serving")
-ROLES = ("reviewer", "outreach", "admin")
+ROLES = ("nurse_reviewer", "physician_reviewer", "outreach", "admin")
+LEGACY_ROLES = {"reviewer": "nurse_reviewer"}  # roles of older token files, read as the role they became
+REVIEWERS = {"nurse_reviewer", "physician_reviewer"}
 ALLOWED = {
-    "score": {"reviewer", "outreach", "admin"},
-    "review-queue": {"reviewer", "admin"},
+    "score": {*REVIEWERS, "outreach", "admin"},
+    "review-queue": {*REVIEWERS, "admin"},
     "outreach": {"outreach", "admin"},
-    "models": {"reviewer", "outreach", "admin"},
+    "models": {*REVIEWERS, "outreach", "admin"},
+    "review-intake": {*REVIEWERS, "admin"},  # a request filed (JSON or PAS); never decided here
+    "review-case": {*REVIEWERS, "admin"},  # read a case and its history; record an appeal; release (admin)
+    "review-work": set(REVIEWERS),  # claim, release, notes, determinations: people who review
+    "review-metrics": {*REVIEWERS, "admin"},
+    "outreach-contacts": {"outreach", "admin"},
 }
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -43,6 +55,7 @@ class Caller:
     token_id: str
     role: str
     name: str
+    expires: str | None = None
 
 
 def _hash(token: str) -> str:
@@ -76,10 +89,13 @@ def read_tokens(path: Path) -> list[dict]:
         missing = [k for k in ("id", "role", "sha256") if not isinstance(e.get(k), str) or not e.get(k)]
         if missing:
             raise TokenFileError(f"{where} lacks {', '.join(missing)}")
+        e["role"] = LEGACY_ROLES.get(e["role"], e["role"])
         if e["role"] not in ROLES:
             raise TokenFileError(f"{where} (id {e['id']}): unknown role {e['role']!r}; roles are {', '.join(ROLES)}")
         if not _SHA256.fullmatch(e["sha256"]):
             raise TokenFileError(f"{where} (id {e['id']}): sha256 is not 64 lower-case hex digits")
+        if e.get("expires") is not None and _expiry(e["expires"]) is None:
+            raise TokenFileError(f"{where} (id {e['id']}): expires {e['expires']!r} is not an ISO 8601 time")
         if e["id"] in seen:
             raise TokenFileError(f"{where}: id {e['id']} appears twice")
         seen.add(e["id"])
@@ -103,8 +119,27 @@ def _write_tokens(path: Path, entries: list[dict]) -> None:
         raise
 
 
-def create_token(path: Path, role: str, name: str = "") -> tuple[str, str]:
-    """Add a token of ``role`` to the token file; return ``(token_id, token)``. Only the hash is stored."""
+def _expiry(value: object) -> pd.Timestamp | None:
+    """An ``expires`` value as an aware UTC time, or None when it is not an ISO 8601 time."""
+    try:
+        t = pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        return None
+    if pd.isna(t):
+        return None
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def expired(entry: dict, now: pd.Timestamp | None = None) -> bool:
+    t = _expiry(entry["expires"]) if entry.get("expires") else None
+    return t is not None and t <= (now or pd.Timestamp.now(tz="UTC"))
+
+
+def create_token(path: Path, role: str, name: str = "", expires_days: float | None = None) -> tuple[str, str]:
+    """Add a token of ``role`` for the user ``name`` to the token file, valid for ``expires_days`` (None: no
+    expiry); return ``(token_id, token)``. Only the hash is stored. ``reviewer`` (the role of older files)
+    makes a ``nurse_reviewer``."""
+    role = LEGACY_ROLES.get(role, role)
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     token = "umr_" + secrets.token_urlsafe(32)
@@ -113,16 +148,21 @@ def create_token(path: Path, role: str, name: str = "") -> tuple[str, str]:
     token_id = secrets.token_hex(4)
     while token_id in ids:
         token_id = secrets.token_hex(4)
-    entries.append({"id": token_id, "role": role, "name": name or role, "sha256": _hash(token),
-                    "created": pd.Timestamp.now(tz="UTC").isoformat()})
+    now = pd.Timestamp.now(tz="UTC")
+    entry = {"id": token_id, "role": role, "name": name or role, "sha256": _hash(token), "created": now.isoformat()}
+    if expires_days is not None:
+        if expires_days <= 0:
+            raise ValueError(f"expires_days must be positive (got {expires_days})")
+        entry["expires"] = (now + pd.Timedelta(days=expires_days)).isoformat()
+    entries.append(entry)
     _write_tokens(path, entries)
     return token_id, token
 
 
 def list_tokens(path: Path) -> list[dict]:
-    """Id, role, name and creation time of each token (never its hash)."""
-    return [{"id": e["id"], "role": e["role"], "name": e.get("name", e["role"]), "created": e.get("created", "")}
-            for e in read_tokens(path)]
+    """Id, role, name, creation and expiry time of each token, and whether it has expired (never its hash)."""
+    return [{"id": e["id"], "role": e["role"], "name": e.get("name", e["role"]), "created": e.get("created", ""),
+             "expires": e.get("expires") or "", "expired": expired(e)} for e in read_tokens(path)]
 
 
 def revoke_token(path: Path, token_id: str) -> dict:
@@ -177,7 +217,8 @@ class TokenStore:
         return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino  # ctime: a chmod counts too
 
     def _use(self, entries: list[dict]) -> None:
-        self._by_hash = {e["sha256"]: Caller(e["id"], e["role"], e.get("name", e["role"])) for e in entries}
+        self._by_hash = {e["sha256"]: Caller(e["id"], e["role"], e.get("name", e["role"]), e.get("expires"))
+                         for e in entries}
 
     def _refresh(self) -> None:
         seen = self._signature()
@@ -203,5 +244,5 @@ class TokenStore:
         digest = _hash(token)
         for known, caller in self._by_hash.items():
             if hmac.compare_digest(known, digest):
-                return caller
+                return None if caller.expires and expired({"expires": caller.expires}) else caller
         return None
