@@ -683,7 +683,7 @@ def demo(
     evaluate and promote each model (MLflow in ./mlflow.db, reports in ./reports), then serve them."""
     from tqdm import tqdm
 
-    from umrisk.demo import demo_tokens, model_names, run_demo
+    from umrisk.demo import demo_tokens, load_backlog, model_names, run_demo
     from umrisk.features.spec import SpecError
 
     try:
@@ -709,11 +709,12 @@ def demo(
     service = out / "service"
     tokens_file, audit_file = service / "tokens.json", service / "audit.jsonl"
     made = demo_tokens(service)
+    typer.echo(load_backlog(out))
     url = f"http://127.0.0.1:{port}"
     typer.echo(f"\n== Starting the scoring service on {url}  (Ctrl-C stops it)")
     typer.echo(f"Demo tokens (also in {service / 'demo-tokens.env'}; the service stores only their hashes):")
-    for role, token in made.items():
-        typer.echo(f"  export {role.upper()}={token}")
+    for var, token in made.items():
+        typer.echo(f"  export {var}={token}")
     typer.echo("Try, in another terminal (after sourcing the tokens):")
     for example in curl_examples(url, names):
         typer.echo("  " + example)
@@ -724,23 +725,36 @@ def demo(
 
 
 def curl_examples(url: str, models: list[str]) -> list[str]:
-    """One curl example per endpoint (the README shows the same), scoring with each model served."""
+    """One curl example per endpoint (the README shows the same), scoring with each model served, then the
+    review workflow: a request filed, the live queue, a claim, a physician's denial, the metrics."""
     j = "-H 'Content-Type: application/json'"
-    score = [f'curl -s {url}/v1/score -H "Authorization: Bearer $REVIEWER" {j} '
+    nurse, doctor = '-H "Authorization: Bearer $NURSE"', '-H "Authorization: Bearer $PHYSICIAN"'
+    score = [f"curl -s {url}/v1/score {nurse} {j} "
              f"-d '{{\"model\": \"{m}\", \"member_ids\": [\"M00000002\", \"M00000005\"]}}'" for m in models]
     return [
         f"curl -s {url}/readyz",
-        f'curl -s {url}/v1/models -H "Authorization: Bearer $REVIEWER"',
+        f"curl -s {url}/v1/models {nurse}",
         *score,
-        f'curl -s {url}/v1/review-queue -H "Authorization: Bearer $REVIEWER" {j} '
-        "-d '{\"now\": \"2026-01-01T08:00:00\"}'",
+        f"curl -s {url}/v1/review-queue {nurse} {j} -d '{{\"now\": \"2026-01-01T08:00:00\"}}'",
+        f"RID=$(curl -s {url}/v1/review-requests {nurse} {j} -d '{{\"member_id\": \"M00000002\", "
+        "\"service_type\": \"imaging\", \"codes\": [\"70551\"], \"urgency\": \"expedited\", "
+        "\"received_time\": \"'$(date -u +%Y-%m-%dT%H:%M:%S)'\"}' | python3 -c 'import json,sys; "
+        "print(json.load(sys.stdin)[\"request_id\"])')",
+        f"curl -s '{url}/v1/review-queue?urgency=expedited' {nurse}",
+        f"curl -s -X POST {url}/v1/review-requests/$RID/claim {doctor}",
+        f"curl -s {url}/v1/review-requests/$RID/determination {doctor} {j} -d '{{\"decision\": \"denied\", "
+        "\"reason_code\": \"NMN\", \"reason\": \"No documented trial of conservative therapy\"}'",
+        f"curl -s {url}/v1/review-requests/$RID {nurse}",
+        f"curl -s '{url}/v1/review-metrics?year=2026' {nurse}",
         f'curl -s {url}/v1/outreach -H "Authorization: Bearer $OUTREACH" {j} '
         "-d '{\"capacity\": 20, \"line_of_business\": \"medicare\", \"exclude_contacted_within_days\": 30}'",
         f'curl -s {url}/v1/outreach -H "Authorization: Bearer $OUTREACH" {j} '
         "-d '{\"capacity\": 200, \"format\": \"csv\"}' -o outreach.csv",
+        f'curl -s {url}/v1/outreach/contacts -H "Authorization: Bearer $OUTREACH" {j} '
+        "-d '{\"member_id\": \"M00000002\", \"time\": \"'$(date -u +%Y-%m-%dT%H:%M:%S)'\", "
+        "\"channel\": \"phone\", \"outcome\": \"reached\"}'",
         f"curl -s {url}/metrics | grep umrisk_",
     ]
-
 
 if __name__ == "__main__":
     app()

@@ -17,7 +17,9 @@ from pathlib import Path
 from umrisk.features.spec import MODELS_DIR, load_spec
 
 Echo = Callable[[str], None]
-ROLES = ("reviewer", "outreach", "admin")
+# one demo user per role, and the variable the demo's curl examples read its token from
+DEMO_USERS = {"NURSE": ("nurse_reviewer", "demo nurse"), "PHYSICIAN": ("physician_reviewer", "demo physician"),
+              "OUTREACH": ("outreach", "demo outreach"), "ADMIN": ("admin", "demo admin")}
 
 
 def model_names(given: str | None = None) -> list[str]:
@@ -106,11 +108,29 @@ def write_private(path: Path, text: str) -> None:
 
 
 def demo_tokens(service: Path) -> dict[str, str]:
-    """A fresh token file with one token per role, and ``demo-tokens.env`` (0600) to source them from."""
+    """A fresh token file with one token per role (a demo user each), and ``demo-tokens.env`` (0600) to source
+    them from; return variable name → token."""
     from umrisk.serving.auth import create_token
 
     tokens_file = service / "tokens.json"
     tokens_file.unlink(missing_ok=True)
-    made = {role: create_token(tokens_file, role, f"demo {role}")[1] for role in ROLES}
-    write_private(service / "demo-tokens.env", "".join(f"export {r.upper()}={t}\n" for r, t in made.items()))
+    made = {var: create_token(tokens_file, role, name)[1] for var, (role, name) in DEMO_USERS.items()}
+    write_private(service / "demo-tokens.env", "".join(f"export {v}={t}\n" for v, t in made.items()))
     return made
+
+
+def load_backlog(store: Path, database_url: str | None = None) -> str:
+    """Load the store's open review requests into the case store (created or upgraded first); one line."""
+    from umrisk.features.schema import read_table
+    from umrisk.serving.cases.db import database_url as resolve
+    from umrisk.serving.cases.db import shown
+    from umrisk.serving.cases.repository import Actor, CaseStore
+
+    url = resolve(database_url, store)
+    cases = CaseStore.open(url)
+    try:
+        n = cases.load_backlog(read_table(store, "review_requests"), Actor("umrisk demo", "admin"))
+    finally:
+        cases.dispose()
+    return (f"Case store {shown(url)}: {n['loaded']:,} open review requests loaded as the backlog "
+            f"({n['already']:,} already there)")
