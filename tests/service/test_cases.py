@@ -12,7 +12,11 @@ from umrisk.serving.cases import db
 from umrisk.serving.cases.models import Base
 from umrisk.serving.cases.repository import Actor, CaseStore, Conflict, Forbidden, Invalid, NewCase, utcnow
 
-from tests.service.casedb import case_store, case_url, postgres_url, sqlite_url  # noqa: F401 - fixtures
+from tests.service import casedb
+
+# the fixtures of casedb, by name: every test runs on SQLite and on PostgreSQL
+postgres_url, sqlite_url = casedb.postgres_url, casedb.sqlite_url
+case_url, case_store = casedb.case_url, casedb.case_store
 
 NINA, NORA = Actor("nina", "nurse_reviewer", "t1"), Actor("nora", "nurse_reviewer", "t2")
 PHIL, PIA = Actor("phil", "physician_reviewer", "t3"), Actor("pia", "physician_reviewer", "t4")
@@ -25,13 +29,13 @@ def new_case(store: CaseStore, urgency: str = "standard", hours_ago: float = 1.0
                         NINA)["request_id"]
 
 
-def test_the_migrations_build_the_models_schema(case_store):  # noqa: F811
+def test_the_migrations_build_the_models_schema(case_store):
     with case_store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert MigrationContext.configure(conn).get_current_revision() == db.head()
 
 
-def test_opening_again_upgrades_in_place_and_keeps_the_cases(case_url):  # noqa: F811
+def test_opening_again_upgrades_in_place_and_keeps_the_cases(case_url):
     first = CaseStore.open(case_url)
     rid = new_case(first)
     first.dispose()
@@ -41,13 +45,13 @@ def test_opening_again_upgrades_in_place_and_keeps_the_cases(case_url):  # noqa:
     again.dispose()
 
 
-def test_deadlines_from_urgency(case_store):  # noqa: F811
+def test_deadlines_from_urgency(case_store):
     for urgency, hours in (("expedited", 72), ("standard", 168)):
         c = case_store.get(new_case(case_store, urgency, hours_ago=0))
         assert c["deadline"] - c["received_time"] == dt.timedelta(hours=hours)
 
 
-def test_concurrent_claims_give_one_case_to_one_reviewer(case_store):  # noqa: F811
+def test_concurrent_claims_give_one_case_to_one_reviewer(case_store):
     reviewers = [Actor(f"rev{i}", "physician_reviewer" if i % 2 else "nurse_reviewer") for i in range(8)]
     for _ in range(10):
         rid = new_case(case_store)
@@ -75,7 +79,7 @@ def test_concurrent_claims_give_one_case_to_one_reviewer(case_store):  # noqa: F
         assert [e["actor"] for e in case["history"]["events"] if e["action"] == "claimed"] == won
 
 
-def test_a_held_case_is_worked_only_by_its_holder(case_store):  # noqa: F811
+def test_a_held_case_is_worked_only_by_its_holder(case_store):
     rid = new_case(case_store)
     case_store.claim(rid, NINA)
     with pytest.raises(Conflict, match="held by nina"):
@@ -88,7 +92,7 @@ def test_a_held_case_is_worked_only_by_its_holder(case_store):  # noqa: F811
     assert case_store.claim(rid, NORA)["assignee"] == "nora"
 
 
-def test_role_rules_of_a_determination(case_store):  # noqa: F811
+def test_role_rules_of_a_determination(case_store):
     rid = new_case(case_store)
     case_store.claim(rid, NINA)
     with pytest.raises(Forbidden, match="may not make the determination 'denied'"):
@@ -116,7 +120,7 @@ def test_role_rules_of_a_determination(case_store):  # noqa: F811
     assert d[1]["reason_code"] == "N1" and d[1]["reason"] == DENIAL
 
 
-def test_an_extension_only_as_the_rule_allows_and_recorded(case_store):  # noqa: F811
+def test_an_extension_only_as_the_rule_allows_and_recorded(case_store):
     rid = new_case(case_store)
     before = case_store.claim(rid, NINA)["deadline"]
     with pytest.raises(Invalid, match="only when pending"):
@@ -131,7 +135,7 @@ def test_an_extension_only_as_the_rule_allows_and_recorded(case_store):  # noqa:
                                                                             "Operative report missing")
 
 
-def test_no_extension_after_the_deadline_and_a_late_decision_counts_late(case_store):  # noqa: F811
+def test_no_extension_after_the_deadline_and_a_late_decision_counts_late(case_store):
     rid = new_case(case_store, "expedited", hours_ago=80)
     case_store.claim(rid, NINA)
     with pytest.raises(Invalid, match="deadline has passed"):
@@ -141,7 +145,7 @@ def test_no_extension_after_the_deadline_and_a_late_decision_counts_late(case_st
     assert case_store.get(rid)["history"]["determinations"][-1]["late"]
 
 
-def test_an_appeal_reopens_and_is_tracked_to_its_outcome(case_store):  # noqa: F811
+def test_an_appeal_reopens_and_is_tracked_to_its_outcome(case_store):
     rid = new_case(case_store)
     case_store.claim(rid, PHIL)
     case_store.determine(rid, PHIL, "denied", "N1", DENIAL)
@@ -163,7 +167,7 @@ def test_an_appeal_reopens_and_is_tracked_to_its_outcome(case_store):  # noqa: F
     assert all(e["actor"] and e["time"] for e in c["history"]["events"])
 
 
-def test_contacts_are_what_counts_as_contacted(case_store):  # noqa: F811
+def test_contacts_are_what_counts_as_contacted(case_store):
     now = utcnow()
     carla = Actor("carla", "outreach")
     case_store.record_contact("M00000007", carla, now - dt.timedelta(days=3), "phone", "no_answer")
@@ -174,7 +178,7 @@ def test_contacts_are_what_counts_as_contacted(case_store):  # noqa: F811
         case_store.record_contact("M00000007", carla, now + dt.timedelta(days=1), "phone", "reached")
 
 
-def test_loading_a_backlog_takes_the_open_requests_once(case_store):  # noqa: F811
+def test_loading_a_backlog_takes_the_open_requests_once(case_store):
     tag = utcnow().strftime("%H%M%S%f")
     rows = pd.DataFrame({"request_id": [f"L{tag}{i}" for i in range(5)], "member_id": "M00000003",
                          "received_time": pd.Timestamp("2025-12-30 10:00"), "service_type": "imaging",
