@@ -102,7 +102,7 @@ def tune(X: pd.DataFrame, y: np.ndarray, groups: pd.Series | np.ndarray | None, 
                 stopped = "budget"
                 break
             trial = study.ask()
-            trial_params = lgb_params({**params, **suggest(trial)}, seed, constraints)
+            trial_params = lgb_params({**params, **suggest(trial)}, seed, constraints, rows=len(y))
             began = time.monotonic()
             rounds, loss, _ = cross_validate(trial_params, data, folds, base.num_boost_round,
                                              base.early_stopping_rounds, deadline=deadline)
