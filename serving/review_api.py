@@ -7,8 +7,8 @@ what, which case and member, why). Determinations are made by people with review
 ``outreach`` token, a batch job or a model has no route to one. Application logs get counts, never member ids.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: the routes are defined inside ``build_router`` and FastAPI reads
+# their dependencies (``Depends(authorized(...))``) from the evaluated annotations
 import datetime as dt
 import logging
 from collections import Counter
@@ -148,8 +148,7 @@ def build_router(authorized: Authorized, audit_scores: Callable[[Any, Caller, st
         return JSONResponse(pas.claim_response_bundle(req, case, now), media_type=FHIR_JSON)
 
     # ------------------------------------------------------------------ the live queue
-    @router.get("/review-queue", response_model=LiveQueueResponse, response_model_exclude_none=True,
-                responses=ERRORS)
+    @router.get("/review-queue", response_model=LiveQueueResponse, responses=ERRORS)  # assignee: null, not absent
     def live_review_queue(request: Request, caller: Annotated[Caller, Depends(authorized("review-queue"))],
                           status: Annotated[list[str] | None, Query(description="new, in_review, "
                                                                     "pended_for_information")] = None,
