@@ -56,10 +56,15 @@ def lgb_params(params: Mapping, seed: int = 1, monotone: Sequence[int] | None = 
 
 
 def deadline_callback(at: float):
-    """A LightGBM callback that stops boosting once ``time.monotonic()`` passes ``at`` (the rounds so far
-    are kept), so a search cannot overrun its budget inside a trial."""
+    """A LightGBM callback that stops boosting before a round that would end after ``time.monotonic()``
+    reaches ``at`` (judged by the last round's duration; the rounds so far are kept), so a search cannot
+    overrun its budget inside a trial."""
+    last = {"t": time.monotonic(), "round": 0.0}
+
     def callback(env: lgb.callback.CallbackEnv) -> None:
-        if time.monotonic() > at:
+        now = time.monotonic()
+        last["round"], last["t"] = now - last["t"], now
+        if now + last["round"] > at:
             raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
     callback.order = 40  # type: ignore[attr-defined]  # after early stopping (30)
     return callback
