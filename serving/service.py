@@ -2,7 +2,8 @@
 
 At start-up each worker loads the champion version of each model from the MLflow registry (pinned for
 its life), the history store, and scores the current population; the API of ``serving.api`` is mounted
-under ``/v1``. BentoML serves ``/healthz``, ``/readyz``, ``/livez`` and the Prometheus ``/metrics``.
+under ``/v1`` and the pages of ``serving.ui`` under ``/ui`` (one state for both).
+BentoML serves ``/healthz``, ``/readyz``, ``/livez`` and the Prometheus ``/metrics``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import logging
 import bentoml
 from umrisk.serving.api import app
 from umrisk.serving.state import ServiceState, Settings
+from umrisk.serving.ui.app import ui_app
 
 
 @bentoml.service(name="umrisk", traffic={"timeout": 120}, workers=1)
 @bentoml.asgi_app(app, path="/v1")
+@bentoml.asgi_app(ui_app, path="/ui")
 class Umrisk:
     def __init__(self) -> None:
         logging.getLogger("umrisk").setLevel(logging.INFO)  # counts, versions and timings; never member data
-        app.state.umrisk = ServiceState.build(Settings.from_env())
+        app.state.umrisk = ui_app.state.umrisk = ServiceState.build(Settings.from_env())

@@ -1,0 +1,1 @@
+"""The web pages under ``/ui``: the review queue, the case, the outreach plan, the dashboards and the models."""
