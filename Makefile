@@ -24,7 +24,12 @@ install: $(STAMP) ## Create .venv and install the locked dependencies and umrisk
 demo: $(STAMP) ## Main job: generate, validate, build features, train and promote every model, then serve them (PORT=3000)
 	$(BIN)/umrisk demo --out $(DEMO) --members $(MEMBERS) --port $(PORT)
 
-test: $(STAMP) ## Run lint and the test suite
+/usr/bin/chromium:
+	apt-get update && apt-get install -y chromium
+
+chromium: /usr/bin/chromium ## Install Debian's Chromium for the browser tests (tests/ui) when it is missing
+
+test: $(STAMP) /usr/bin/chromium ## Run lint and the test suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n 2
 
@@ -37,4 +42,4 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (needs uv)
 clean: ## Remove the virtual environment and generated data
 	rm -rf $(VENV) $(DEMO) .pytest_cache mlflow.db mlruns reports
 
-.PHONY: help install demo test bench lock clean
+.PHONY: help install demo test bench lock clean chromium

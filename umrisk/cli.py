@@ -27,6 +27,8 @@ review_app = typer.Typer(help="The review case store: load a backlog, CMS-0057-F
 app.add_typer(review_app, name="review")
 db_app = typer.Typer(help="The case store's database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+user_app = typer.Typer(help="People who sign in to the pages (/ui) with a password.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 
 def _quiet_libraries() -> None:
@@ -532,6 +534,53 @@ def review_metrics_command(
     for u in URGENCIES:
         b = m["backlog"][u]
         typer.echo(f"  {u:<10} " + ", ".join(f"{k} {v}" for k, v in b.items()))
+
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Option(help="The user name (the person the case store records).")],
+    role: Annotated[str, typer.Option(help="nurse_reviewer, physician_reviewer, outreach or admin.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from the first "
+                                                                          "line of standard input.")] = False,
+    url: DatabaseOpt = None,
+    store: Annotated[Path | None, typer.Option("--store", help="The history store whose service/cases.db is the "
+                                                               "default case store.")] = None,
+) -> None:
+    """Create a user who signs in to the pages with a password (asked twice unless --password-stdin), or set
+    an existing user's role and password. Only an argon2 hash is stored, in the case store's users table."""
+    import sys
+
+    from umrisk.serving.ui.users import set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    cases, where = _case_store(url, store)
+    try:
+        created = set_password(cases, name, role, password)
+    except ValueError as err:
+        _fail(str(err))
+    finally:
+        cases.dispose()
+    typer.echo(f"{'created' if created else 'updated'} user {name.strip()} (role {role}) in {where}")
+
+
+@user_app.command("list")
+def user_list(
+    url: DatabaseOpt = None,
+    store: Annotated[Path | None, typer.Option("--store", help="The history store whose service/cases.db is the "
+                                                               "default case store.")] = None,
+) -> None:
+    """The users of the case store: name, role, whether they have a password, last seen (never the hash)."""
+    from umrisk.serving.ui.users import list_users
+
+    cases, _ = _case_store(url, store)
+    listed = list_users(cases)
+    cases.dispose()
+    typer.echo(f"{'name':<32}{'role':<20}{'password':<10}last seen")
+    for u in listed:
+        typer.echo(f"{u['name']:<32}{u['role']:<20}{'yes' if u['password'] else 'no':<10}{u['last_seen']}")
 
 
 def busy_port(host: str, port: int) -> str | None:
