@@ -29,6 +29,7 @@ from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from umrisk.features.schema import TABLES, conform
 from umrisk.serving.auth import ALLOWED, Caller
@@ -400,6 +401,18 @@ def docs(request: Request) -> HTMLResponse:
                                swagger_favicon_url=f"{root}{STATIC}/favicon-32x32.png")
 
 
+@app.api_route("/{path:path}", methods=sorted(METHODS), include_in_schema=False)
+def no_route(request: Request) -> None:
+    """Last route: any other path is this API's 404 (or 405 where another route has the path), in the one
+    error shape. BentoML hands a mounted app only the paths one of its routes matches and answers the rest
+    itself in plain text; with this route every path under /v1 is the API's to answer."""
+    allowed = sorted({m for r in app.router.routes if r is not request.scope.get("route")
+                      and r.matches(request.scope)[0] == Match.PARTIAL for m in getattr(r, "methods", None) or ()})
+    if allowed:
+        raise StarletteHTTPException(405, headers={"Allow": ", ".join(allowed)})
+    raise StarletteHTTPException(404)
+
+
 def openapi() -> dict:
     """The OpenAPI document, with the models this service loaded as the allowed values of ``model``."""
     if app.openapi_schema:
@@ -420,3 +433,18 @@ def openapi() -> dict:
 
 
 app.openapi = openapi
+
+
+def metrics_app() -> ASGIApp:
+    """The Prometheus exposition of the service's metrics (every worker's when prometheus_client runs in
+    multiprocess mode), for the service to mount at ``/metrics`` in place of BentoML's: BentoML 1.4 labels
+    its HTTP metrics with the raw request path (``scope["path"]`` in its traffic-metrics middleware), so
+    every random URL would add label values; the metrics here are labelled by route template."""
+    from prometheus_client import REGISTRY, CollectorRegistry, make_asgi_app, values
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    if values.ValueClass is values.MutexValue:  # values held in this process (set when prometheus_client loaded)
+        return make_asgi_app(REGISTRY)
+    registry = CollectorRegistry()  # values in the files of PROMETHEUS_MULTIPROC_DIR, one per worker
+    MultiProcessCollector(registry)
+    return make_asgi_app(registry)
