@@ -33,6 +33,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from umrisk.features.schema import TABLES, conform
 from umrisk.serving.auth import ALLOWED, Caller
+from umrisk.serving.review_api import build_router
 from umrisk.serving.schemas import (
     ErrorResponse,
     OutreachRequest,
@@ -360,7 +361,7 @@ def outreach(body: OutreachRequest, request: Request, caller: Annotated[Caller, 
     contacted: set[str] = set()
     if body.exclude_contacted_within_days:
         since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=body.exclude_contacted_within_days)
-        contacted = s.audit.members_listed("outreach", since)
+        contacted = s.cases.contacted_since(since.tz_localize(None).to_pydatetime())  # recorded contacts, not lists
     try:
         result = s.scorer.outreach(body.capacity, body.line_of_business, contacted, body.model)
     except ValueError as err:  # the model asked for does not rank members at a date
@@ -389,6 +390,10 @@ def models(request: Request, caller: Annotated[Caller, Depends(authorized("model
         {"name": n, "registered_model": f"umrisk-{n}", "version": m.version, "alias": "champion",
          "trained_from": m.trained_from, "trained_to": m.trained_to, "test_metrics": m.metrics,
          "tiers": m.spec.model.model_dump()["tiers"]} for n, m in s.models.items()]}
+
+
+# the review workflow (intake, the live queue, work on a case, metrics, outreach contacts): before the catch-all
+app.include_router(build_router(authorized, _audit))
 
 
 @app.get("/docs", include_in_schema=False)

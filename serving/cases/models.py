@@ -44,6 +44,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime)
+    # an argon2 hash for signing in to the pages (migration 0002; written by umrisk.serving.ui.users); None: the
+    # user signs in with a token only
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Case(Base):
