@@ -249,6 +249,44 @@ def promote(
         raise typer.Exit(1)
 
 
+@app.command()
+def recalibrate(
+    model: Annotated[str, typer.Argument(help="Model spec name.")],
+    data: Annotated[Path, typer.Option(help="Store whose latest period the calibration is refitted on.")],
+    version: Annotated[str | None, typer.Option(help="Registered version number.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias (default: champion, else challenger).")] = None,
+    method: Annotated[str, typer.Option(help="logistic (intercept and slope on the logit, the default) or "
+                                             "in-the-large (intercept only).")] = "logistic",
+    reports: Annotated[Path, typer.Option(help="Where reports and model cards go.")] = Path("reports"),
+    tracking_uri: TrackingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Refit only the calibration of a registered version on the store's latest period and register it as a
+    new version with the alias challenger (the trees are not refitted)."""
+    from umrisk.training import commands
+
+    _spec_or_exit(model)
+    if version and alias:
+        _fail("give --version or --alias, not both")
+    if method not in ("logistic", "in-the-large"):
+        _fail(f"unknown --method {method!r}: use logistic or in-the-large")
+    with _one_line_errors():
+        try:
+            r = commands.recalibrate(model, data, version, alias, method, reports, tracking_uri)
+        except ValueError as err:
+            _fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(r, default=str))
+        return
+    b, t = r["before"], r["test"]
+    typer.echo(f"Registered {r['registered_model']} version {r['version']} (alias challenger), recalibrated from "
+               f"version {r['recalibrated_from']} ({method})")
+    typer.echo(f"Latest period: calibration slope {b['calibration_slope']:.2f} -> {t['calibration_slope']:.2f}, "
+               f"intercept {b['calibration_intercept']:+.3f} -> {t['calibration_intercept']:+.3f}, ICI "
+               f"{b['ici']:.4f} -> {t['ici']:.4f}; AUROC {t['auroc']:.3f} (unchanged by recalibration)")
+    typer.echo(f"Report: {r['report']}")
+
+
 @app.command("train-table")
 def train_table(
     table: Annotated[Path, typer.Argument(help="A feature table: CSV (any common delimiter) or Parquet.")],

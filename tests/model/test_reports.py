@@ -2,10 +2,12 @@
 gate values, synthetic data said as such, and a calibration plot that stays on its axes."""
 
 import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pytest
 from umrisk.features.spec import GateSpec
 from umrisk.training.pipeline import evaluation, reviewed
 from umrisk.training.report import SYNTHETIC, card_markdown, model_card, plots, write_report
@@ -103,3 +105,48 @@ def test_calibration_curve_stays_on_its_axes_and_shap_has_a_colour_bar(tmp_path,
     assert x1 < 0.9  # the axes follow the bulk of the predictions, not the five outliers
     assert ax.get_title().startswith("Calibration on the test set")
     plt.close("all")
+
+
+def test_recalibration_repairs_a_drifted_calibration_and_keeps_the_ranking():
+    from umrisk.training.metrics import evaluate
+    from umrisk.training.recalibrate import Recalibrated, fit_recalibration
+
+    rng = np.random.default_rng(5)
+    true = rng.beta(2, 12, 30_000)
+    y = (rng.random(len(true)) < true).astype(int)
+    drifted = np.clip(true * 0.6, 1e-4, 1)  # the population's risk rose: the model under-predicts
+    for method in ("logistic", "in-the-large"):
+        a, b = fit_recalibration(drifted, y, method)
+        p = Recalibrated(None, a, b, method).transform(drifted)
+        m = evaluate(y, p, n_boot=0)
+        assert abs(m["oe_ratio"] - 1) < 0.02 and m["auroc"] == pytest.approx(evaluate(y, drifted, n_boot=0)["auroc"])
+        assert (b == 1.0) == (method == "in-the-large")
+
+
+def test_recalibrate_registers_a_challenger_with_the_same_trees(small_store, tmp_path):
+    from typer.testing import CliRunner
+    from umrisk.training import commands, registry
+
+    from tests.specs import quick
+    from umrisk.cli import app
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = commands.train("admission_180d", small_store, tmp_path / "reports", uri, spec=quick("admission_180d"))
+    res = CliRunner().invoke(app, ["recalibrate", "admission_180d", "--data", str(small_store), "--version",
+                                   first["version"], "--reports", str(tmp_path / "reports"), "--tracking-uri", uri,
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads([line for line in res.output.splitlines() if line.startswith("{")][-1])
+    assert r["recalibrated_from"] == first["version"] and r["version"] == str(int(first["version"]) + 1)
+    assert r["test"]["auroc"] == pytest.approx(first["test"]["auroc"], abs=1e-9)  # a monotone map: same ranking
+    assert abs(r["test"]["calibration_intercept"]) < 0.05 and abs(r["test"]["calibration_slope"] - 1) < 0.05
+    registry.configure(uri)
+    wrapped, mv = registry.load("admission_180d", alias="challenger")
+    assert str(mv.version) == r["version"] and mv.tags["recalibrated_from"] == first["version"]
+    assert "logistic recalibration" in wrapped.risk_model.calibrator_.method
+    card = json.loads((Path(r["report_dir"]) / "model_card.json").read_text())
+    assert any(n.startswith(f"Recalibrated from version {first['version']}") for n in card["notes"])
+    assert card["synthetic_data"] == SYNTHETIC  # the test store is generated
+    bad = CliRunner().invoke(app, ["recalibrate", "admission_180d", "--data", str(small_store), "--method", "x",
+                                   "--tracking-uri", uri])
+    assert bad.exit_code == 2 and "in-the-large" in bad.output
