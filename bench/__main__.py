@@ -7,6 +7,9 @@ For each size in ``BENCH_MEMBERS`` (default 100000,1000000), over 3 years:
   windowed utilization counts by umrisk and by DuckDB on the same frames, median of 3, as a ratio.
   Targets: the admission task for 1,000,000 members at one date in under 5 minutes within 12 GiB;
   the counts within 2x of DuckDB's time.
+- train-table on real data (``bench/table_run.py``): the UCI development half, three patient-grouped 80/20
+  splits, train-table then evaluate-table beside a plain LightGBM on the same splits. Target: median AUROC
+  at least 0.01 above the plain LightGBM's.
 Each step runs as its own process; peak memory is the largest sum of resident memory over the process
 and its workers, sampled every 0.2 s.
 """
@@ -71,8 +74,27 @@ def main() -> None:
                 training(out)
                 serving(out)
             shutil.rmtree(out, ignore_errors=True)
+        uci_table()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def uci_table() -> None:
+    """Issue 9: train-table and evaluate-table on the UCI development half against a plain LightGBM."""
+    from bench.table_run import DEFAULT
+
+    table = Path(os.environ.get("UMRISK_UCI_DEV", DEFAULT))
+    if not table.exists():
+        print(f"  train-table on UCI: skipped ({table} not found; set UMRISK_UCI_DEV)", flush=True)
+        return
+    print("  train-table on the UCI development half, 3 patient-grouped 80/20 splits:", flush=True)
+    t, mem, rc, out = run([sys.executable, "-m", "bench.table_run", str(table)], capture=True)
+    if rc != 0:
+        print(f"  train-table on UCI: failed (exit {rc})", flush=True)
+        return
+    for line in out.strip().splitlines()[:-1]:  # the last line is the JSON record
+        print(line, flush=True)
+    print(f"    ({t:.0f} s in all, peak {mem:.2f} GiB)", flush=True)
 
 
 def features(n: int, store: Path) -> None:
