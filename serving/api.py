@@ -392,8 +392,10 @@ def models(request: Request, caller: Annotated[Caller, Depends(authorized("model
          "tiers": m.spec.model.model_dump()["tiers"]} for n, m in s.models.items()]}
 
 
-# the review workflow (intake, the live queue, work on a case, metrics, outreach contacts): before the catch-all
-app.include_router(build_router(authorized, _audit))
+# The review workflow (intake, the live queue, work on a case, metrics, outreach contacts), before the catch-all.
+# Its routes become this app's own (FastAPI's include_router would nest them in one entry, and _route() labels
+# metrics by this app's routes).
+app.router.routes.extend(build_router(authorized, _audit).routes)
 
 
 @app.get("/docs", include_in_schema=False)

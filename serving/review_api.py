@@ -44,10 +44,12 @@ from umrisk.serving.schemas import (
 log = logging.getLogger("umrisk.serving")
 FHIR_JSON = "application/fhir+json"
 ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in {
-    401: "Missing or invalid bearer token", 403: "The caller's role may not do this",
+    400: "Malformed JSON", 401: "Missing or invalid bearer token", 403: "The caller's role may not do this",
     404: "No such review request", 409: "The case is not in a state that allows this (held by someone else, "
-    "decided ...)", 422: "Invalid request: each detail names the field", 429: "Too many requests",
-    500: "Internal error"}.items()}
+    "decided ...)", 413: "Request body over the size limit", 422: "Invalid request: each detail names the field",
+    429: "Too many requests (per token) or failed authentications (per address): see Retry-After",
+    500: "Internal error, with a reference to the service's log"}.items()}
+GET_ERRORS = {k: v for k, v in ERRORS.items() if k not in (400, 413)}
 Authorized = Callable[[str], Callable[..., Caller]]
 RequestId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
@@ -121,7 +123,7 @@ def build_router(authorized: Authorized, audit_scores: Callable[[Any, Caller, st
         400: {"description": "Not JSON: an OperationOutcome", "content": {FHIR_JSON: {}}},
         422: {"description": "Not a PAS request Bundle this service can queue: an OperationOutcome naming each "
                              "element path", "content": {FHIR_JSON: {}}},
-        **{k: v for k, v in ERRORS.items() if k in (401, 403, 429)}},
+        **{k: v for k, v in ERRORS.items() if k in (401, 403, 413, 429, 500)}},
         openapi_extra={"requestBody": {"required": True, "description": "A Da Vinci PAS request Bundle (FHIR R4 "
                                        "JSON) whose first entry is a Claim with use preauthorization",
                                        "content": {FHIR_JSON: {"schema": {"type": "object"}},
@@ -148,7 +150,7 @@ def build_router(authorized: Authorized, audit_scores: Callable[[Any, Caller, st
         return JSONResponse(pas.claim_response_bundle(req, case, now), media_type=FHIR_JSON)
 
     # ------------------------------------------------------------------ the live queue
-    @router.get("/review-queue", response_model=LiveQueueResponse, responses=ERRORS)  # assignee: null, not absent
+    @router.get("/review-queue", response_model=LiveQueueResponse, responses=GET_ERRORS)  # assignee: null, not absent
     def live_review_queue(request: Request, caller: Annotated[Caller, Depends(authorized("review-queue"))],
                           status: Annotated[list[str] | None, Query(description="new, in_review, "
                                                                     "pended_for_information")] = None,
@@ -185,7 +187,7 @@ def build_router(authorized: Authorized, audit_scores: Callable[[Any, Caller, st
         return {"generated_at": at, "cases": queued}
 
     # ------------------------------------------------------------------ a case
-    @router.get("/review-requests/{request_id}", response_model=CaseDetail, responses=ERRORS)
+    @router.get("/review-requests/{request_id}", response_model=CaseDetail, responses=GET_ERRORS)
     def get_review_request(request_id: RequestId, request: Request,
                            caller: Annotated[Caller, Depends(authorized("review-case"))]):
         """The case with its history: every change (who, when, what, why), notes, determinations, appeals and
@@ -248,7 +250,7 @@ def build_router(authorized: Authorized, audit_scores: Callable[[Any, Caller, st
                     caller, request_id, reason=body.reason)
 
     # ------------------------------------------------------------------ metrics
-    @router.get("/review-metrics", response_model=ReviewMetrics, responses=ERRORS)
+    @router.get("/review-metrics", response_model=ReviewMetrics, responses=GET_ERRORS)
     def metrics(request: Request, caller: Annotated[Caller, Depends(authorized("review-metrics"))],
                 year: Annotated[int, Query(ge=2000, le=2100)]):
         """The CMS-0057-F figures of a calendar year for standard and expedited requests, deadline compliance,
