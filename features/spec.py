@@ -199,6 +199,32 @@ class ModelTraining(_Strict):
         return next(t.name for t in self.tiers if p >= t.min_probability)
 
 
+class MonitoringSpec(_Strict):
+    """Thresholds of ``umrisk monitor``, which compares each month after the training period with the last
+    ``reference_months`` months of the training points. Input drift: the population stability index of each
+    feature and of the score over ``psi_bins`` quantile bins of the reference (a feature above
+    ``max_feature_psi`` or a score above ``max_score_psi`` raises a drift alert). Performance, once a month's
+    label window has closed and it has ``min_month_points`` points: observed/expected outside ``oe_ratio``,
+    ICI above ``max_ici``, or an AUROC more than ``max_auroc_drop`` below the version's test AUROC with the
+    upper end of its interval below that test AUROC raise a performance alert."""
+
+    reference_months: Annotated[int, Field(ge=1, le=36)] = 3
+    psi_bins: Annotated[int, Field(ge=2, le=50)] = 10
+    max_feature_psi: Annotated[float, Field(gt=0)] = 0.25
+    max_score_psi: Annotated[float, Field(gt=0)] = 0.10
+    oe_ratio: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.8, 1.25)
+    max_ici: Annotated[float, Field(gt=0, le=1)] = 0.05
+    max_auroc_drop: Annotated[float, Field(ge=0, le=1)] = 0.05
+    min_month_points: Annotated[int, Field(ge=1)] = 500
+
+    @field_validator("oe_ratio")
+    @classmethod
+    def _bounds(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < 1 < v[1]:
+            raise ValueError("oe_ratio is (low, high) with low < 1 < high")
+        return v
+
+
 class DischargeSpec(_Strict):
     """A model on index discharges: the outcome within a window after each (30-day readmission)."""
 
@@ -210,6 +236,7 @@ class DischargeSpec(_Strict):
     label: DischargeLabel = DischargeLabel()
     features: FeatureSpec = FeatureSpec()
     model: ModelTraining = ModelTraining()
+    monitoring: MonitoringSpec = MonitoringSpec()
 
 
 class MemberMonthSpec(_Strict):
@@ -223,6 +250,7 @@ class MemberMonthSpec(_Strict):
     label: MemberMonthLabel = MemberMonthLabel()
     features: FeatureSpec = FeatureSpec()
     model: ModelTraining = ModelTraining()
+    monitoring: MonitoringSpec = MonitoringSpec()
 
 
 ModelSpec = DischargeSpec | MemberMonthSpec
