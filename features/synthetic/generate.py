@@ -4,7 +4,8 @@ Members are simulated in blocks (each with its own random stream derived from th
 number, so a seed fixes the output) and each block is written as one Parquet part per table. Beside
 the store, ``truth/readmission`` holds, for every inpatient discharge, the probability of an unplanned
 readmission within 30 days that was used to draw it, and ``truth/admission`` holds, for each member on
-the first day of each month, the probability of an unplanned admission within 180 days.
+the first day of each month, the probability of an unplanned admission within 180 days. With a scenario
+(``scenarios.py``) the store carries a documented change from a recorded date, named in ``truth/scenario.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from umrisk.features.schema import write_table
+from umrisk.features.synthetic import scenarios
 from umrisk.features.synthetic.population import draw_population, enrollment_spans, reference
 from umrisk.features.synthetic.simulate import DAY, HOUR, NAT, PLANNED_DX, TRUTH_HORIZON_DAYS, Simulation
 
@@ -34,6 +36,11 @@ class GenerateConfig:
     end: pd.Timestamp = DEFAULT_END  # first day after the simulated period
     block: int = BLOCK
     workers: int = 1
+    scenario: str | None = None          # a name in scenarios.SCENARIOS
+    scenario_start: pd.Timestamp | None = None  # default: six months before the end
+
+    def change(self) -> scenarios.Scenario | None:
+        return scenarios.scenario(self.scenario, self.end, self.scenario_start) if self.scenario else None
 
 
 def month_starts(cfg: GenerateConfig) -> np.ndarray:
@@ -43,6 +50,7 @@ def month_starts(cfg: GenerateConfig) -> np.ndarray:
 
 def generate(cfg: GenerateConfig, out: Path | str, progress: Callable[[int], None] | None = None) -> dict:
     """Write the store and truth to ``out``; return the per-block statistics, merged."""
+    change = cfg.change()  # an unknown scenario fails before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     blocks = [(b, b * cfg.block, min(cfg.block, cfg.members - b * cfg.block))
@@ -60,6 +68,8 @@ def generate(cfg: GenerateConfig, out: Path | str, progress: Callable[[int], Non
             stats.append(s)
             if progress:
                 progress(s["members"])
+    if change is not None:
+        scenarios.write_truth(change, out)
     return merge_stats(stats)
 
 
@@ -69,9 +79,29 @@ def _run_block(args: tuple) -> dict:
     ms = month_starts(cfg)
     months = cfg.years * 12
     pop = draw_population(rng, n, first, pd.Timestamp(ms[0]), months)
+    change = cfg.change()
+    stats = _simulate(rng, pop, ms, months, out, block, change, np.random.default_rng([cfg.seed, block, 1]))
+    extra = change.newcomers(n) if change is not None else 0
+    if extra:  # their own block number and random stream: the plan's members are drawn as without them
+        rng2 = np.random.default_rng([cfg.seed, block, 2])
+        pop2 = change.draw_newcomers(rng2, extra, scenarios.NEWCOMER_FIRST + first, ms, months)
+        stats = merge_stats([stats, _simulate(rng2, pop2, ms, months, out, scenarios.NEWCOMER_BLOCK + block, change,
+                                              np.random.default_rng([cfg.seed, block, 3]))])
+    return stats
+
+
+def _simulate(rng: np.random.Generator, pop, ms: np.ndarray, months: int, out: Path, block: int,
+              change: scenarios.Scenario | None, change_rng: np.random.Generator) -> dict:
+    """Simulate one block of members (with a scenario's changes) and write its parts; its statistics."""
     sim = Simulation(rng, pop, ms, months)
+    if change is not None:
+        change.prepare(sim, change_rng)
     sim.run()
+    if change is not None:
+        change.add_events(sim, change_rng)
     tables, truth = assemble(sim, block)
+    if change is not None:
+        tables = change.recode(tables)
     for name, df in tables.items():
         write_table(df, out, name, part=block)
     for name, df in truth.items():

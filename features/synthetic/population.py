@@ -75,13 +75,15 @@ def _ages(rng: np.random.Generator, lob: np.ndarray) -> np.ndarray:
 
 
 def draw_population(rng: np.random.Generator, n: int, first_index: int, sim_start: pd.Timestamp,
-                    months: int) -> Population:
+                    months: int, lob_share: np.ndarray = LOB_SHARE, frailty_shift: float = 0.0) -> Population:
+    """``n`` members; ``lob_share`` and ``frailty_shift`` (added to every member's frailty) let a scenario
+    draw a group unlike the plan's members (``scenarios.py``)."""
     ref = reference()
-    lob = rng.choice(len(LOBS), size=n, p=LOB_SHARE)
+    lob = rng.choice(len(LOBS), size=n, p=lob_share)
     age = _ages(rng, lob)
     female_share = np.array([0.55, 0.57, 0.51, 0.60])[lob]
     sex = np.where(rng.random(n) < female_share, "F", "M")
-    z = rng.standard_normal(n)
+    z = rng.standard_normal(n) + frailty_shift
 
     prev = ref["condition_prevalence"]
     names = prev["condition"].tolist()

@@ -10,6 +10,7 @@ All times are ``datetime64[s]``; the events are drawn with one generator so a se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,6 +95,8 @@ class Simulation:
         self.ed_times = np.full((n, 4), NAT)            # last four emergency visits
         self.rec = Recorder()
         self.stay_counter = 0
+        # a scenario may scale the admission hazard (rows, month start) -> factor; the truth ignores it
+        self.admission_factor: Callable[[np.ndarray, np.datetime64], np.ndarray] | None = None
         self._schedule_background_planned()
 
     # ---------------------------------------------------------------- planned admissions
@@ -129,6 +132,8 @@ class Simulation:
             idx = np.flatnonzero(todo)
             sub = _take(self.m, idx)
             la = risk.admission_hazard(sub, years, dk[idx], self.excite_month[idx], self.hospice[idx])
+            if self.admission_factor is not None:
+                la = la * self.admission_factor(idx, lo)
             ld = risk.death_hazard(sub, years, dk[idx], self.hospice[idx])
             cur = np.maximum(self.cursor[idx], lo)
             start_a = np.maximum(cur, self.gap_end[idx])
