@@ -178,6 +178,15 @@ def _points(n) -> str:
     return f"{n:,}" if isinstance(n, int | float) else "not recorded"
 
 
+def _points_line(d: dict) -> str:
+    """Training and test points; validation and calibration folds only when the split set them aside."""
+    if not d.get("validation_points") and not d.get("calibration_points"):
+        return (f"- Points: training {_points(d['training_points'])} (validation and calibration by cross-validation "
+                f"inside them, none set aside), test {_points(d['test_points'])}")
+    return (f"- Points: training {_points(d['training_points'])}, validation {_points(d['validation_points'])}, "
+            f"calibration {_points(d['calibration_points'])}, test {_points(d['test_points'])}")
+
+
 def card_markdown(card: dict) -> str:
     m = card["metrics"]
     lines = [f"# Model card: {card['model']} version {card['version']}", ""]
@@ -192,8 +201,7 @@ def card_markdown(card: dict) -> str:
     d = card["data"]
     lines += ["", "## Data", f"- Training period {d['training_period'][0]} to {d['training_period'][1]}; "
               f"test period {d['test_period'][0]} to {d['test_period'][1]}",
-              f"- Points: training {_points(d['training_points'])}, validation {_points(d['validation_points'])}, "
-              f"calibration {_points(d['calibration_points'])}, test {_points(d['test_points'])}",
+              _points_line(d),
               "", "## Label", "```json", json.dumps(card["label_definition"], indent=2), "```",
               "", f"## Model\n{card['model_type']}", "", "## Performance on the test set",
               f"- AUROC {m['auroc']:.3f} (95 % CI {m['auroc_ci_low']:.3f}-{m['auroc_ci_high']:.3f}); "
