@@ -128,6 +128,7 @@ class Guard:
             return await self.app(scope, receive, send)
         started, status = False, 500
         static = _relative(scope).startswith(STATIC + "/")
+        outer = scope.get("route")
 
         async def tracking(message: Message) -> None:
             nonlocal started, status
@@ -141,13 +142,13 @@ class Guard:
             await self.app(scope, receive, tracking)
         except Exception as exc:  # noqa: BLE001 - the point is to catch everything
             reference = uuid.uuid4().hex[:12]
-            log.error("internal error %s on %s %s: %s", reference, scope.get("method"), _route(scope),
+            log.error("internal error %s on %s %s: %s", reference, scope.get("method"), _route(scope, outer),
                       type(exc).__name__)
             if not started:
                 await _send_error(tracking, 500, "internal error", {"reference": reference})
         finally:
             method = scope.get("method", "")
-            REQUESTS.labels(_route(scope), method if method in METHODS else "other", str(status)).inc()
+            REQUESTS.labels(_route(scope, outer), method if method in METHODS else "other", str(status)).inc()
 
 
 def _relative(scope: Scope) -> str:
@@ -156,11 +157,13 @@ def _relative(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-def _route(scope: Scope) -> str:
-    """The template of this API's route that answered (``/score``), never the raw path; a request that no
-    route of this API matched (the ``route`` in its scope is then an enclosing mount's, if any) is one value."""
+def _route(scope: Scope, outer: object = None) -> str:
+    """The template of this API's route that answered (``/score``), never the raw path. ``outer`` is the route
+    that was in the scope before the API saw it (the mount in front of the API): if the API's router matched
+    nothing, that is what is still there, and the request counts as one value, ``(no route)``."""
     route = scope.get("route")
-    return route.path if any(route is r for r in app.router.routes) else UNMATCHED
+    path = getattr(route, "path", None)
+    return path if route is not None and route is not outer and isinstance(path, str) else UNMATCHED
 
 
 ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in {
@@ -425,6 +428,7 @@ def openapi() -> dict:
     if app.openapi_schema:
         return app.openapi_schema
     doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    _common_errors(doc)
     served = getattr(app.state, "umrisk", None)
     if served is None:
         return doc  # not started: no models to name yet, nothing cached
@@ -435,11 +439,29 @@ def openapi() -> dict:
             continue
         target = next((a for a in prop.get("anyOf", []) if a.get("type") == "string"), prop)
         target["enum"] = names
+    score = doc.get("components", {}).get("schemas", {}).get("ScoreRequest")
+    if score is not None and names:
+        score["examples"] = [{"model": names[0], "member_ids": ["M00000001", "M00000002"], "top_reasons": 3}]
     app.openapi_schema = doc
     return doc
 
 
 app.openapi = openapi
+
+
+def _common_errors(doc: dict) -> None:
+    """Every operation documents the errors the machinery shared by all routes answers, whoever wrote the
+    route: 401, 403 and 429 from the bearer-token dependency, 400, 413 and 422 for a request body, 500."""
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    for item in doc.get("paths", {}).values():
+        for op in item.values():
+            codes = {500}
+            if op.get("security"):
+                codes |= {401, 403, 429}
+            if op.get("requestBody"):
+                codes |= {400, 413, 422}
+            for code in sorted(codes):
+                op["responses"].setdefault(str(code), {"description": ERRORS[code]["description"], **ref})
 
 
 def metrics_app() -> ASGIApp:

@@ -282,6 +282,11 @@ class ReviewCase(Strict):
 
 
 class ReviewQueueRequest(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"now": "2026-01-01T08:00:00", "minutes_per_case": 30},
+        {"now": "2026-01-01T08:00:00Z", "cases": [{"request_id": "PA-1001", "member_id": "M00000001",
+                                                   "received_time": "2025-12-30T09:15:00", "service_type": "imaging",
+                                                   "code": "70553", "urgency": "expedited"}]}]})
     cases: Annotated[list[ReviewCase], Field(min_length=1, max_length=2000)] | None = None
     now: Time | None = None
     minutes_per_case: Annotated[float, Field(gt=0, le=480, strict=True, allow_inf_nan=False)] = 30.0
@@ -323,6 +328,8 @@ class ReviewQueueResponse(Out):
 
 # ------------------------------------------------------------------ /v1/outreach
 class OutreachRequest(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"capacity": 25, "line_of_business": "medicare", "exclude_contacted_within_days": 30}]})
     model: ModelName | None = None
     capacity: Annotated[int, Field(ge=1, le=5000, strict=True)]
     line_of_business: Literal["medicare", "medicaid", "commercial", "dual"] | None = None
