@@ -63,13 +63,21 @@ def _one_line_errors() -> Iterator[None]:
         _fail(str(err))
 
 
-def _generate(members: int, years: int, seed: int, out: Path, workers: int) -> dict:
+def _generate(members: int, years: int, seed: int, out: Path, workers: int, scenario: str | None = None) -> dict:
     from tqdm import tqdm
 
     from umrisk.demo import generate_store
+    from umrisk.features.synthetic.scenarios import generate_scenario_store
 
     with tqdm(total=members, unit="members", desc="generate", dynamic_ncols=True) as bar:
-        summary, text = generate_store(members, years, seed, out, workers, progress=bar.update)
+        if scenario:
+            try:
+                summary, text = generate_scenario_store(members, years, seed, out, scenario, workers,
+                                                        progress=bar.update)
+            except ValueError as err:
+                _fail(str(err))
+        else:
+            summary, text = generate_store(members, years, seed, out, workers, progress=bar.update)
     typer.echo(text)
     typer.echo(f"Wrote {out} in {summary['seconds']:.1f} s (summary in {out / 'generation_summary.json'}).")
     return summary
@@ -82,9 +90,11 @@ def data_generate(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same store.")] = 1,
     out: Annotated[Path, typer.Option(help="Folder to write the store and truth/ into.")] = Path("data/synthetic"),
     workers: Annotated[int, typer.Option(min=1, help="Processes (blocks are independent).")] = 1,
+    scenario: Annotated[str | None, typer.Option(help="A known drift from six months before the end: coding_change, "
+                                                      "new_population or care_program (truth/scenario.json).")] = None,
 ) -> None:
     """Generate a synthetic population with known risks, and print its realism summary."""
-    _generate(members, years, seed, out, workers)
+    _generate(members, years, seed, out, workers, scenario)
 
 
 @data_app.command("validate")
@@ -285,6 +295,51 @@ def recalibrate(
                f"intercept {b['calibration_intercept']:+.3f} -> {t['calibration_intercept']:+.3f}, ICI "
                f"{b['ici']:.4f} -> {t['ici']:.4f}; AUROC {t['auroc']:.3f} (unchanged by recalibration)")
     typer.echo(f"Report: {r['report']}")
+
+
+@app.command()
+def monitor(
+    model: Annotated[str, typer.Argument(help="Model spec name.")],
+    data: Annotated[Path, typer.Option(help="Folder of the history store to watch.")],
+    out: Annotated[Path, typer.Option(help="Folder for monitor.json, report.html and monitor.png.")],
+    version: Annotated[str | None, typer.Option(help="Registered version number.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias (default champion).")] = None,
+    tracking_uri: TrackingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with a months list.")] = False,
+) -> None:
+    """Each month since the version's training period against its training reference: drift of every feature
+    and of the score, and performance once the month's labels have matured; alerts from the spec's monitoring
+    thresholds. Exit status 1 while an alert is open. It never promotes."""
+    from umrisk.training import monitor as monitoring
+
+    _spec_or_exit(model)
+    if version and alias:
+        _fail("give --version or --alias, not both")
+    with _one_line_errors():
+        try:
+            r = monitoring.monitor(model, data, out, version, alias, tracking_uri)
+        except ValueError as err:
+            _fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(monitoring.brief(r), default=str))
+    else:
+        typer.echo(f"umrisk-{model} version {r['version']}: trained to {r['trained_to']}, reference "
+                   f"{', '.join(r['reference'])}, data to {r['data_end']}")
+        for e in r["months"]:
+            p = e.get("performance", {})
+            perf = (f"AUROC {p['auroc']:.3f} O/E {p['oe_ratio']:.2f} ICI {p['ici']:.3f}" if "auroc" in p
+                    else p.get("status", ""))
+            typer.echo(f"  {e['month']}  points {e['points']:>7,}  score PSI {e.get('score_psi', float('nan')):.3f}"
+                       f"  {perf}  alerts {len(e['alerts'])}")
+            for a in e["alerts"][:5]:
+                typer.echo(f"      [{a['kind']}, raised {a['raised']}] {a['message']}")
+        typer.echo(f"Status: {r['status']} ({len(r['open_alerts'])} open alert(s)); report {r['report']}")
+        if r["advice"]:
+            typer.echo("Retraining advice: " + r["advice"]["text"])
+            for c in r["advice"]["commands"]:
+                typer.echo("  " + c)
+    if r["open_alerts"]:
+        raise typer.Exit(1)
 
 
 @app.command("train-table")
