@@ -2,6 +2,7 @@
 role, appeals, extensions, metrics and outreach contacts; every change in the case's history and the audit log."""
 
 import datetime as dt
+import threading
 
 import pytest
 
@@ -214,3 +215,25 @@ def test_outreach_excludes_members_contacted_not_members_listed(workflow):
     assert w["client"].post("/v1/outreach/contacts", json={"member_id": first, "time": ago(1), "channel": "phone",
                                                            "outcome": "reached"},
                             headers=auth(w["tokens"]["nina"])).status_code == 403
+
+
+def test_concurrent_claims_over_http_give_the_case_to_one_reviewer(workflow):
+    w = workflow
+    people = ["nina", "nora", "phil", "pia"]
+    for _ in range(3):
+        rid = file_request(w)["request_id"]
+        start, answers = threading.Barrier(len(people)), {}
+
+        def claim(who, rid=rid, start=start, answers=answers):
+            start.wait()
+            answers[who] = post(w, rid, "claim", who).status_code
+
+        threads = [threading.Thread(target=claim, args=(p,)) for p in people]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(answers.values()) == [200, 409, 409, 409], answers
+        [winner] = [p for p, status in answers.items() if status == 200]
+        case = w["client"].get(f"/v1/review-requests/{rid}", headers=auth(w["tokens"]["nina"])).json()
+        assert case["assignee"] == winner
