@@ -34,7 +34,9 @@ def postgres_url():
         admin.dispose()
         pytest.fail(f"PostgreSQL is required for the case-store tests and is not reachable at "
                     f"{make_url(SERVER).render_as_string(hide_password=True)} ({err.__class__.__name__}): start the "
-                    "server (trust authentication, database test) or set UMRISK_TEST_POSTGRES", pytrace=False)
+                    "server (trust authentication, database test; on this project's machines: pg_ctlcluster "
+                    "--skip-systemctl-redirect $(ls /etc/postgresql) main start) or set UMRISK_TEST_POSTGRES",
+                    pytrace=False)
     name = f"umrisk_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
