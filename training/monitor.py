@@ -328,7 +328,7 @@ def advice(model_name: str, data: Path, months: list[dict], open_: list[dict]) -
     if not any(a["kind"] == "performance" for a in open_):
         return None
     judged = [e["month"] for e in months if e.get("performance", {}).get("status") == "judged"]
-    since = first_alert(months) or judged[0]
+    since = min(e["month"] for e in months if e["alerts"])  # the first month the change showed in
     return {
         "why": "; ".join(a["message"] for a in open_ if a["kind"] == "performance"),
         "window": {"from": since, "to": judged[-1]},
