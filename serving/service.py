@@ -3,7 +3,9 @@
 At start-up each worker loads the champion version of each model from the MLflow registry (pinned for
 its life), the history store, and scores the current population; the API of ``serving.api`` is mounted
 under ``/v1`` and the pages of ``serving.ui`` under ``/ui`` (one state for both).
-BentoML serves ``/healthz``, ``/readyz``, ``/livez`` and the Prometheus ``/metrics``.
+BentoML serves ``/healthz``, ``/readyz`` and ``/livez``. ``/metrics`` is the service's own Prometheus exposition
+(``serving.api.metrics_app``) in place of BentoML's, whose HTTP metrics are labelled by the raw request path,
+so that random URLs cannot grow the label set.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import logging
 
 import bentoml
-from umrisk.serving.api import app
+from umrisk.serving.api import app, metrics_app
 from umrisk.serving.state import ServiceState, Settings
 from umrisk.serving.ui.app import ui_app
 
 
-@bentoml.service(name="umrisk", traffic={"timeout": 120}, workers=1)
+@bentoml.service(name="umrisk", traffic={"timeout": 120}, workers=1, metrics={"enabled": False})
+@bentoml.asgi_app(metrics_app(), path="/metrics")
 @bentoml.asgi_app(app, path="/v1")
 @bentoml.asgi_app(ui_app, path="/ui")
 class Umrisk:

@@ -73,9 +73,6 @@ def _endpoint_labels(http) -> set[str]:
     return set(re.findall(r'endpoint="([^"]*)"', text)) | set(re.findall(r'route="([^"]*)"', text))
 
 
-@pytest.mark.xfail(strict=True, reason="BentoML 1.4 labels its HTTP metrics with the raw path: serving/service.py "
-                   "must turn them off (metrics={'enabled': False}) and mount umrisk.serving.api.metrics_app() "
-                   "at /metrics")
 def test_random_urls_do_not_grow_the_metrics(http, served):
     """6,000 unauthenticated 404s grew the worker by 125 MiB: every label value of /metrics must come from a
     route, never from the raw path (BentoML 1.4 labels its own HTTP metrics with the raw path)."""
