@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from umrisk.features.catalog import reason_text
+from umrisk.training.model import NEVER
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class Explainer:
         return cls(features, entries, {j: levels[f] for j, f in enumerate(features) if f in levels})
 
     def value(self, j: int, x: float):
-        if math.isnan(x):
+        """The member's value of feature ``j`` in words' terms: None when missing (NaN, or the model's stand-in
+        for a missing value of a feature with a direction, ``RiskModel.NEVER``)."""
+        if math.isnan(x) or abs(x) >= NEVER:
             return None
         if j in self.levels:
             return self.levels[j][int(x)]

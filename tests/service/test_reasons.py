@@ -106,3 +106,13 @@ def test_reasons_served_are_present_or_abnormal(client, served):
 def test_no_rows_no_reasons(k):
     e = Explainer.from_catalog(FEATURES, CATALOG, {})
     assert e.reasons(np.zeros((0, len(FEATURES) + 1)), np.zeros((0, len(FEATURES))), k) == []
+
+
+def test_a_missing_value_the_model_encodes_at_its_low_risk_end_is_no_reason():
+    """The model stands a missing value of a directed feature in at ±NEVER; that is not the member's value."""
+    from umrisk.training.model import NEVER
+
+    catalog = {**CATALOG, "age": {"name": "age", "kind": "number", "unit": "days",
+                                  "reason": "last inpatient discharge {value:.0f} days earlier"}}
+    assert _explain({"age": NEVER}, {"age": 0.5}, catalog=catalog) == []
+    assert _explain({"age": -NEVER}, {"age": 0.5}, catalog=catalog) == []
