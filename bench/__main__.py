@@ -153,7 +153,7 @@ def training(store: Path) -> None:
             line += (f"; LACE {base['lace']:.3f}, HOSPITAL {base['hospital']:.3f}, lead {lead:+.3f} "
                      f"(target >= 0.05: {'met' if lead >= 0.05 else 'MISSED'})")
         else:
-            line += f"; prior-year admissions {base['prior_year_admissions']:.3f}"
+            line += f"; prior-year admissions {base['prior_365d_inpatient']:.3f}"
         print(line, flush=True)
 
 

@@ -73,7 +73,7 @@ def test_train_evaluate_and_promote_build_the_table_once(store, builds, tmp_path
     # the card written by evaluate shows the registered run's training split, not zeros
     card = json.loads((tmp_path / "eval" / "model_card.json").read_text())
     assert card["data"]["training_points"] == trained["split"]["train"] > 0
-    assert card["data"]["calibration_points"] == trained["split"]["calib"] > 0
+    assert card["data"]["test_points"] == trained["split"]["test"] > 0
     # promoting the champion again says so, from the CLI too
     assert commands.promote("admission_180d", store, tracking_uri=uri)["already_champion"]
     r = CliRunner().invoke(app, ["promote", "admission_180d", "--tracking-uri", uri])

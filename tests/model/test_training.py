@@ -76,7 +76,7 @@ def test_run_carries_lineage_and_report(tracking):
     registry.configure(tracking["uri"])
     run = mlflow.get_run(tracking["first"]["run_id"])
     assert run.data.tags["umrisk.data_sha256"] and run.data.tags["umrisk.code_version"]
-    assert "test_auroc" in run.data.metrics and "baseline_prior_year_admissions_auroc" in run.data.metrics
+    assert "test_auroc" in run.data.metrics and "baseline_prior_365d_inpatient_auroc" in run.data.metrics
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/report.html", "evaluation/model_card.md", "evaluation/model_card.json",
             "evaluation/calibration.png"} <= arts
