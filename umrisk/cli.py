@@ -882,6 +882,8 @@ def curl_examples(url: str, models: list[str]) -> list[str]:
         "\"service_type\": \"imaging\", \"codes\": [\"70551\"], \"urgency\": \"expedited\", "
         "\"received_time\": \"'$(date -u +%Y-%m-%dT%H:%M:%S)'\"}' | python3 -c 'import json,sys; "
         "print(json.load(sys.stdin)[\"request_id\"])')",
+        f"curl -s '{url}/v1/fhir/Claim/$submit' {nurse} -H 'Content-Type: application/fhir+json' "
+        "--data-binary @tests/fixtures/pas-samples/conformant_pas_bundle_v110.json",
         f"curl -s '{url}/v1/review-queue?urgency=expedited' {nurse}",
         f"curl -s -X POST {url}/v1/review-requests/$RID/claim {doctor}",
         f"curl -s {url}/v1/review-requests/$RID/determination {doctor} {j} -d '{{\"decision\": \"denied\", "
