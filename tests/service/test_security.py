@@ -216,7 +216,8 @@ def test_bearer_scheme_is_case_insensitive(tmp_path, scheme):
     _, token = create_token(tmp_path / "tokens.json", "reviewer", "nurse")
     store = TokenStore(tmp_path / "tokens.json")
     store.load()
-    assert store.check(f"{scheme} {token}") == Caller(store.check(f"Bearer {token}").token_id, "reviewer", "nurse")
+    expected = Caller(store.check(f"Bearer {token}").token_id, "nurse_reviewer", "nurse")  # reviewer is read as a nurse
+    assert store.check(f"{scheme} {token}") == expected
     assert store.check(f"Basic {token}") is None and store.check(scheme) is None and store.check(token) is None
 
 
@@ -259,9 +260,9 @@ def test_list_and_revoke(tmp_path):
     store = TokenStore(path)
     store.load()
     listed = list_tokens(path)
-    assert [(t["id"], t["role"], t["name"]) for t in listed][0] == (first, "reviewer", "nurse")
-    assert all(set(t) == {"id", "role", "name", "created"} for t in listed)
-    assert revoke_token(path, first)["role"] == "reviewer"
+    assert [(t["id"], t["role"], t["name"]) for t in listed][0] == (first, "nurse_reviewer", "nurse")
+    assert all(set(t) == {"id", "role", "name", "created", "expires", "expired"} for t in listed)
+    assert revoke_token(path, first)["role"] == "nurse_reviewer"
     assert [t["role"] for t in list_tokens(path)] == ["admin"]
     assert store.check(f"Bearer {token}") is None  # the running service sees the revocation
     with pytest.raises(KeyError, match="no token with id"):
