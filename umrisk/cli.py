@@ -39,6 +39,7 @@ def _quiet_libraries() -> None:
     for name in ("mlflow", "alembic", "lightgbm", "optuna", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow sets its own level when it is imported
 
 
 @app.callback()
