@@ -203,7 +203,9 @@ class MonitoringSpec(_Strict):
     """Thresholds of ``umrisk monitor``, which compares each month after the training period with the last
     ``reference_months`` months of the training points. Input drift: the population stability index of each
     feature and of the score over ``psi_bins`` quantile bins of the reference (a feature above
-    ``max_feature_psi`` or a score above ``max_score_psi`` raises a drift alert). Performance, once a month's
+    ``max_feature_psi`` or a score above ``max_score_psi`` raises a drift alert), and the number of points scored
+    (more than ``max_points_change`` away from the reference months' mean, as a share: a population joining or
+    leaving, or a feed cut short, raises a drift alert). Performance, once a month's
     label window has closed and it has ``min_month_points`` points: observed/expected outside ``oe_ratio``,
     ICI above ``max_ici``, or an AUROC more than ``max_auroc_drop`` below the version's test AUROC with the
     upper end of its interval below that test AUROC raise a performance alert."""
@@ -212,6 +214,7 @@ class MonitoringSpec(_Strict):
     psi_bins: Annotated[int, Field(ge=2, le=50)] = 10
     max_feature_psi: Annotated[float, Field(gt=0)] = 0.25
     max_score_psi: Annotated[float, Field(gt=0)] = 0.10
+    max_points_change: Annotated[float, Field(gt=0)] = 0.20
     oe_ratio: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.8, 1.25)
     max_ici: Annotated[float, Field(gt=0, le=1)] = 0.05
     max_auroc_drop: Annotated[float, Field(ge=0, le=1)] = 0.05

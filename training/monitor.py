@@ -7,7 +7,8 @@ For each month after the version's ``trained_to`` tag up to the end of the store
   months of the training period (the reference; the same code path builds both, so only the population can
   differ). Per feature and for the score: the population stability index over deciles of the reference
   (``psi``) and a distribution test (two-sample Kolmogorov-Smirnov for measures, chi-square for counts with
-  few values and categories). The features that moved most are said in words, from the catalog.
+  few values and categories); and the number of points scored against the reference months' mean. The
+  features that moved most are said in words, from the catalog.
 - **Performance, once labels have matured.** The task's labelled cohort points of the month (the cohort only
   keeps points whose label window has closed): AUROC with a bootstrap interval, observed/expected with a
   Poisson interval, ICI, precision in the top decile, and the same by age band, sex and line of business.
@@ -267,6 +268,15 @@ def monitor(model_name: str, data: Path | str, out: Path | str, version: str | N
                          moved_most=[{"feature": f, "psi": d[f]["psi"], "p_value": _num(d[f]["p_value"]),
                                       "in_words": _in_words(catalog.get(f), f, ref[f], cur[f])}
                                      for f in order[:TOP_FEATURES]])
+            change = len(cur) / (len(ref) / len(reference_dates)) - 1
+            entry["points_change"] = change
+            if abs(change) > m.max_points_change:
+                entry["alerts"].append({"kind": "drift", "what": "points", "value": change,
+                                        "threshold": m.max_points_change, "raised": entry["month"],
+                                        "message": f"{len(cur):,} points scored, {change:+.0%} against the reference "
+                                                   "months (a population joining or leaving, or a feed cut short); "
+                                                   + _in_words(catalog.get(order[0]), order[0], ref[order[0]],
+                                                               cur[order[0]])})
             if score["psi"] > m.max_score_psi:
                 entry["alerts"].append({"kind": "drift", "what": "score", "value": score["psi"],
                                         "threshold": m.max_score_psi, "raised": entry["month"],
