@@ -141,3 +141,19 @@ def test_monitor_refuses_a_missing_store_and_both_version_and_alias(tmp_path):
     result = CliRunner().invoke(app, ["monitor", "admission_180d", "--data", str(tmp_path / "nope"), "--out",
                                       str(tmp_path / "o"), "--version", "1", "--alias", "champion"])
     assert result.exit_code == 2 and "not both" in result.output
+
+
+@pytest.fixture(scope="module")
+def new_population(tmp_path_factory):
+    return _trained(tmp_path_factory, "new_population")
+
+
+@pytest.mark.slow
+def test_monitor_sees_a_population_joining_by_its_volume(new_population, tmp_path):
+    """The joining group moves line of business by a PSI under 0.25 and the score hardly: the number of points
+    scored is what shows it, in the month it joins and not before."""
+    code, r = _run(new_population, tmp_path / "monitor")
+    first = next(e for e in r["months"] if e["alerts"])
+    assert first["month"] == START and code == 1
+    assert any(a["what"] == "points" and a["value"] > 0.2 for a in first["alerts"])
+    assert "medicaid" in first["moved_most"][0]["in_words"]
