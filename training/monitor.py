@@ -12,9 +12,10 @@ For each month after the version's ``trained_to`` tag up to the end of the store
 - **Performance, once labels have matured.** The task's labelled cohort points of the month (the cohort only
   keeps points whose label window has closed): AUROC with a bootstrap interval, observed/expected with a
   Poisson interval, ICI, precision in the top decile, and the same by age band, sex and line of business.
-- **Alerts** from the spec's ``monitoring`` thresholds. A drift alert is raised on the month it is seen (the
-  snapshot); a performance alert on the day the month's labels close (its ``raised`` month), so no alert is
-  dated before its evidence exists. Alerts of the latest month and of the latest judged month are open.
+- **Alerts** from the ``monitoring`` thresholds of today's spec file (``thresholds``). A drift alert is raised
+  on the month it is seen (the snapshot); a performance alert on the day the month's labels close (its
+  ``raised`` month), so no alert is dated before its evidence exists. Alerts of the latest month and of the
+  latest judged month are open.
 
 Evidently (the issue's first choice) was tried: 0.7.23 fails to import with pandas 3 (``ImportError:
 infer_dtype_from_object``), so PSI and the tests are computed here with NumPy and SciPy, the same formulas.
@@ -35,7 +36,7 @@ import pandas as pd
 from scipy.stats import chi2_contingency, ks_2samp
 from umrisk.features.build import build_features
 from umrisk.features.cohorts import data_end
-from umrisk.features.spec import ModelSpec, MonitoringSpec
+from umrisk.features.spec import ModelSpec, MonitoringSpec, SpecError, load_spec
 from umrisk.features.store import load_store
 from umrisk.features.tasks import task_for
 from umrisk.training import registry
@@ -233,7 +234,7 @@ def monitor(model_name: str, data: Path | str, out: Path | str, version: str | N
         raise FileNotFoundError(f"{data}: no such store folder")
     wrapped, mv = registry.load(model_name, version, alias)
     spec = registry.stored_spec(wrapped)
-    m = spec.monitoring
+    m = thresholds(model_name, spec)
     tags = mv.tags or {}
     trained_to = pd.Timestamp(tags["trained_to"]).normalize()
     store = load_store(data)
@@ -303,10 +304,20 @@ def monitor(model_name: str, data: Path | str, out: Path | str, version: str | N
             if judged:
                 entry["alerts"] += performance_alerts(perf, m, reference_auroc, closes.strftime("%Y-%m"))
         results.append(entry)
-    summary = _summary(model_name, mv, spec, data, trained_to, end, reference_dates, reference_auroc, results)
+    summary = _summary(model_name, mv, m, data, trained_to, end, reference_dates, reference_auroc, results)
     summary["report"] = str(write_report(out, summary))
     _log(model_name, mv, summary, out)
     return summary
+
+
+def thresholds(model_name: str, stored: ModelSpec) -> MonitoringSpec:
+    """The ``monitoring`` block of today's spec file: thresholds are policy, not part of the model, so they change
+    without retraining (everything else comes from the spec stored with the version); the stored block when the
+    file is gone."""
+    try:
+        return load_spec(model_name).monitoring
+    except SpecError:
+        return stored.monitoring
 
 
 def _test_auroc(run_id: str) -> float | None:
@@ -353,12 +364,12 @@ def advice(model_name: str, data: Path, months: list[dict], open_: list[dict]) -
     }
 
 
-def _summary(model_name, mv, spec, data, trained_to, end, reference_dates, reference_auroc, results) -> dict:
+def _summary(model_name, mv, m, data, trained_to, end, reference_dates, reference_auroc, results) -> dict:
     open_ = open_alerts(results)
     return {"model": model_name, "version": str(mv.version), "data": str(data.resolve()),
             "trained_to": str(trained_to.date()), "data_end": str(end.date()),
             "reference": [d.strftime("%Y-%m") for d in reference_dates], "reference_auroc": reference_auroc,
-            "thresholds": spec.monitoring.model_dump(mode="json"),
+            "thresholds": m.model_dump(mode="json"),
             "status": "alert" if open_ else "ok", "open_alerts": open_,
             "first_alert": first_alert(results), "first_drift_alert": first_alert(results, "drift"),
             "first_performance_alert": first_alert(results, "performance"),
