@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
-from umrisk.features.spec import MonitoringSpec
+from umrisk.features.spec import MonitoringSpec, load_spec
 from umrisk.features.synthetic.generate import GenerateConfig, generate
 from umrisk.training import commands, registry
-from umrisk.training.monitor import advice, drift, open_alerts, performance_alerts, psi_from_counts
+from umrisk.training.monitor import advice, drift, open_alerts, performance_alerts, psi_from_counts, thresholds
 
 from tests.specs import quick
 from umrisk.cli import app
@@ -75,6 +75,13 @@ def test_open_alerts_and_advice_only_for_an_open_performance_alert():
     assert all("promote" not in c or c.startswith("umrisk promote") for c in a["commands"])
     assert advice("admission_180d", "store", months, [drift_alert]) is None
     assert open_alerts([]) == []
+
+
+def test_thresholds_come_from_todays_spec_file_else_the_stored_one():
+    today = load_spec("admission_180d")
+    stored = today.model_copy(update={"monitoring": MonitoringSpec(max_score_psi=0.5)})
+    assert thresholds("admission_180d", stored) == today.monitoring
+    assert thresholds("no_such_model", stored).max_score_psi == 0.5
 
 
 # ------------------------------------------------------------------------------ on generated populations
