@@ -42,6 +42,7 @@ from umrisk.features.tasks import task_for
 from umrisk.training import registry
 from umrisk.training.feature_cache import feature_table
 from umrisk.training.metrics import age_band, auroc_ci, ici, subgroups, top_k
+from umrisk.training.split import time_member_split
 
 EPS = 1e-4
 TOP_FEATURES = 5
@@ -195,7 +196,7 @@ def performance_alerts(perf: dict, m: MonitoringSpec, reference_auroc: float | N
         away = (ci[1] < lo_b or ci[0] > hi_b) if strict else (ci[1] < 1 or ci[0] > 1)
         if oe is not None and (oe < lo_b or oe > hi_b) and away:
             out.append({"kind": "performance", "what": what, "value": oe, "threshold": [lo_b, hi_b],
-                        "raised": raised, "message": f"{what} is {oe:.2f} (95 % CI {ci[0]:.2f}-{ci[1]:.2f}), "
+                        "raised": raised, "message": f"{what} is {oe:.3f} (95 % CI {ci[0]:.2f}-{ci[1]:.2f}), "
                                                      f"outside {lo_b}-{hi_b}"})
 
     if "auroc" not in perf:
@@ -304,7 +305,9 @@ def monitor(model_name: str, data: Path | str, out: Path | str, version: str | N
             if judged:
                 entry["alerts"] += performance_alerts(perf, m, reference_auroc, closes.strftime("%Y-%m"))
         results.append(entry)
-    summary = _summary(model_name, mv, m, data, trained_to, end, reference_dates, reference_auroc, results)
+    cut = time_member_split(labelled, spec.model.split).cut if len(labelled) else None
+    summary = _summary(model_name, mv, m, data, trained_to, end, reference_dates, reference_auroc, results,
+                       None if cut is None else pd.Timestamp(cut).strftime("%Y-%m"))
     summary["report"] = str(write_report(out, summary))
     _log(model_name, mv, summary, out)
     return summary
@@ -343,20 +346,31 @@ def first_alert(months: list[dict], kind: str | None = None) -> str | None:
     return min(raised) if raised else None
 
 
-def advice(model_name: str, data: Path, months: list[dict], open_: list[dict]) -> dict | None:
+def advice(model_name: str, data: Path, months: list[dict], open_: list[dict],
+           retrain_cut: str | None = None) -> dict | None:
     """What to do about an open performance alert: the data window to retrain on and the commands (never run
-    here); None without one."""
+    here); None without one. ``retrain_cut`` (``YYYY-MM``) is where the spec's split of this store would start
+    the test period of a retrained model."""
     if not any(a["kind"] == "performance" for a in open_):
         return None
     judged = [e["month"] for e in months if e.get("performance", {}).get("status") == "judged"]
     since = min(e["month"] for e in months if e["alerts"])  # the first month the change showed in
+    text = (f"Retrain on the points from {since} (the first month the change showed in) to {judged[-1]} (the "
+            "latest month whose labels have closed), beside the earlier ones. ")
+    if retrain_cut is not None and retrain_cut > since:
+        text += (f"With the spec's split this store would train on points before {retrain_cut} and test on the "
+                 "later ones, so the change is in both. ")
+    elif retrain_cut is not None:
+        text += (f"With the spec's split this store would train on points before {retrain_cut} only, none after "
+                 f"{since}: a retrain now is tested on the changed months but does not learn from them; retrain "
+                 "when more months after the change have matured labels (a store extended by then). ")
+    text += ("Then evaluate the challenger and promote it only if the spec's gates hold. umrisk monitor never "
+             "promotes.")
     return {
         "why": "; ".join(a["message"] for a in open_ if a["kind"] == "performance"),
         "window": {"from": since, "to": judged[-1]},
-        "text": (f"Retrain on a store whose labelled points run to {judged[-1]} (the latest month whose labels have "
-                 f"closed), so that the months since the first alert ({since}) are in the training and test periods; "
-                 "if the change is recent, wait until a few months after it have matured labels. Then evaluate the "
-                 "challenger and promote it only if the spec's gates hold. umrisk monitor never promotes."),
+        "retrain_test_from": retrain_cut,
+        "text": text,
         "commands": [f"umrisk train {model_name} --data {data}",
                      f"umrisk evaluate {model_name} --data {data} --alias challenger "
                      f"--out reports/{model_name}-retrain",
@@ -364,7 +378,7 @@ def advice(model_name: str, data: Path, months: list[dict], open_: list[dict]) -
     }
 
 
-def _summary(model_name, mv, m, data, trained_to, end, reference_dates, reference_auroc, results) -> dict:
+def _summary(model_name, mv, m, data, trained_to, end, reference_dates, reference_auroc, results, cut) -> dict:
     open_ = open_alerts(results)
     return {"model": model_name, "version": str(mv.version), "data": str(data.resolve()),
             "trained_to": str(trained_to.date()), "data_end": str(end.date()),
@@ -373,7 +387,7 @@ def _summary(model_name, mv, m, data, trained_to, end, reference_dates, referenc
             "status": "alert" if open_ else "ok", "open_alerts": open_,
             "first_alert": first_alert(results), "first_drift_alert": first_alert(results, "drift"),
             "first_performance_alert": first_alert(results, "performance"),
-            "advice": advice(model_name, data, results, open_), "months": results}
+            "advice": advice(model_name, data, results, open_, cut), "months": results}
 
 
 # ------------------------------------------------------------------------------------------- the report

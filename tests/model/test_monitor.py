@@ -73,6 +73,9 @@ def test_open_alerts_and_advice_only_for_an_open_performance_alert():
     assert a["window"] == {"from": "2025-07", "to": "2025-07"}  # from the first alerted month to the last judged
     assert any(c.startswith("umrisk train admission_180d") for c in a["commands"])
     assert all("promote" not in c or c.startswith("umrisk promote") for c in a["commands"])
+    early_cut = advice("admission_180d", "store", months, open_alerts(months), "2025-03")
+    late_cut = advice("admission_180d", "store", months, open_alerts(months), "2025-08")
+    assert "does not learn from them" in early_cut["text"] and "in both" in late_cut["text"]
     assert advice("admission_180d", "store", months, [drift_alert]) is None
     assert open_alerts([]) == []
 
