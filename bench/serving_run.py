@@ -128,7 +128,8 @@ def main(store: str) -> None:
         log = root / "server.log"
         proc = subprocess.Popen([str(exe), "serve", "--data", store, "--port", str(port), "--tokens",
                                  str(root / "tokens.json"), "--audit", str(root / "served.jsonl"), "--tracking-uri",
-                                 uri], stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+                                 uri, "--rate-limit", "10000000"],  # a load test, not a caller to slow down
+                                stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_ready(f"{url}/readyz", proc, log, 300)

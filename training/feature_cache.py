@@ -26,7 +26,7 @@ from umrisk.training.lineage import data_fingerprint, hash_file
 
 FORMAT = 1
 DEMO_PREFIX = "__demographics__"
-SPEC_IGNORED = ("name", "description", "model")  # do not change the table
+SPEC_IGNORED = ("name", "description", "intended_use", "model", "monitoring")  # do not change the table
 
 
 def builder_digest() -> str:
