@@ -826,7 +826,7 @@ def demo(
     evaluate and promote each model (MLflow in ./mlflow.db, reports in ./reports), then serve them."""
     from tqdm import tqdm
 
-    from umrisk.demo import demo_tokens, load_backlog, model_names, run_demo
+    from umrisk.demo import demo_tokens, demo_users, load_backlog, model_names, run_demo
     from umrisk.features.spec import SpecError
 
     try:
@@ -853,8 +853,12 @@ def demo(
     tokens_file, audit_file = service / "tokens.json", service / "audit.jsonl"
     made = demo_tokens(service)
     typer.echo(load_backlog(out))
+    people = demo_users(out)
     url = f"http://127.0.0.1:{port}"
     typer.echo(f"\n== Starting the scoring service on {url}  (Ctrl-C stops it)")
+    typer.echo(f"Pages: sign in at {url}/ui as one of these demo users (also in {service / 'demo-users.txt'}):")
+    for name, role, password in people.values():
+        typer.echo(f"  {role:<19} user {name!r:<18} password {password}")
     typer.echo(f"Demo tokens (also in {service / 'demo-tokens.env'}; the service stores only their hashes):")
     for var, token in made.items():
         typer.echo(f"  export {var}={token}")

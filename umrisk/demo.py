@@ -119,6 +119,29 @@ def demo_tokens(service: Path) -> dict[str, str]:
     return made
 
 
+def demo_users(store: Path, database_url: str | None = None) -> dict[str, tuple[str, str, str]]:
+    """A user with a fresh random password for each demo role, for the pages (/ui), written to
+    ``service/demo-users.txt`` (0600); return variable name → (user name, role, password)."""
+    import secrets
+
+    from umrisk.serving.cases.db import database_url as resolve
+    from umrisk.serving.cases.repository import CaseStore
+    from umrisk.serving.ui.users import set_password
+
+    cases = CaseStore.open(resolve(database_url, store))
+    made = {}
+    try:
+        for var, (role, name) in DEMO_USERS.items():
+            password = secrets.token_urlsafe(12)
+            set_password(cases, name, role, password)
+            made[var] = (name, role, password)
+    finally:
+        cases.dispose()
+    write_private(store / "service" / "demo-users.txt",
+                  "".join(f"{name}\t{role}\t{password}\n" for name, role, password in made.values()))
+    return made
+
+
 def load_backlog(store: Path, database_url: str | None = None) -> str:
     """Load the store's open review requests into the case store (created or upgraded first); one line."""
     from umrisk.features.schema import read_table
