@@ -14,6 +14,7 @@ import time
 import duckdb
 import numpy as np
 import pandas as pd
+
 from umrisk.features.build import build_features
 from umrisk.features.cohorts import discharge_cohort, member_month_cohort
 from umrisk.features.events import EventIndex, MemberCodes, seconds

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from umrisk.serving.auth import create_token
-from umrisk.serving.state import ServiceState, Settings
-from umrisk.training import commands
 
 from tests.processes import free_port, wait_until_ready
 from tests.specs import quick
+from umrisk.serving.auth import create_token
+from umrisk.serving.state import ServiceState, Settings
+from umrisk.training import commands
 
 
 def timed(f, n: int) -> np.ndarray:

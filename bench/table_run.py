@@ -25,6 +25,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+
 from umrisk.training import commands
 from umrisk.training.split import member_hash
 from umrisk.training.table import clean, train_table

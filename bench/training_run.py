@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import mlflow
+
 from umrisk.training import commands, registry
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
+
 from umrisk.features.catalog import FeatureInfo
 from umrisk.features.groups import GROUPS
 from umrisk.features.groups.clinical_scores import hospital_score, lace

@@ -25,6 +25,7 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features import codes
 
 MONEY_OR_COUNT = ("count", "USD", "points")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features import codes
 from umrisk.features.spec import DischargeSpec, EventSpec, MemberMonthSpec
 

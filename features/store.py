@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+
 from umrisk.features.schema import TABLES, read_table
 
 HistoryStore = dict[str, pd.DataFrame]

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.cohorts import (
     CohortReport,
     discharge_cohort,

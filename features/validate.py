@@ -19,6 +19,7 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from umrisk.features.schema import EARLIEST_PLAUSIBLE, TABLES, Column, Table, table_files
 
 # Tables are checked in this order so that the key sets that foreign keys point to exist first.

@@ -31,6 +31,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from umrisk.features.schema import TABLES, conform
 from umrisk.serving.auth import ALLOWED, Caller
 from umrisk.serving.review_api import build_router

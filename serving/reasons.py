@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
 from umrisk.features.catalog import reason_text
 from umrisk.training.model import NEVER
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
+
 from umrisk.serving import pas
 from umrisk.serving.auth import Caller
 from umrisk.serving.cases.metrics import review_metrics

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.build import build_features
 from umrisk.features.cohorts import data_end, data_start
 from umrisk.features.events import MemberCodes

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import bentoml
+
 from umrisk.serving.api import app, metrics_app
 from umrisk.serving.state import ServiceState, Settings
 from umrisk.serving.ui.app import ui_app

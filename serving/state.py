@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+
 from umrisk.features.schema import TABLES, table_files
 from umrisk.features.spec import spec_names
 from umrisk.features.store import load_store

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.cohorts import chain_stays, data_end, data_start, discharge_cohort
 from umrisk.features.spec import DischargeSpec
 

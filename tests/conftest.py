@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from umrisk.features.synthetic.generate import GenerateConfig, generate
 
 

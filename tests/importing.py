@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
 from umrisk.features.schema import TABLES
 from umrisk.features.validate import validate_dataset
 

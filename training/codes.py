@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+
 from umrisk.features.groups.index_stay import dx_group
 
 SHAPES = {

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.build import feature_set
 from umrisk.features.spec import ModelSpec, load_spec
 from umrisk.features.tasks import task_for

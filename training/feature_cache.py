@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
 import umrisk.features
 from umrisk.features.cohorts import CohortReport
 from umrisk.features.spec import ModelSpec

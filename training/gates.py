@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
+
 from umrisk.features.spec import GateSpec
 
 

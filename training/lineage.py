@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
 from umrisk.features.schema import TABLES, table_files
 
 PACKAGES = ("umrisk", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "optuna", "mlflow", "bentoml",

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import log_loss, roc_auc_score
+
 from umrisk.training.calibrate import Calibrator, choose_calibrator
 from umrisk.training.split import member_folds
 

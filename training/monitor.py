@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2_contingency, ks_2samp
+
 from umrisk.features.build import build_features
 from umrisk.features.cohorts import data_end
 from umrisk.features.spec import ModelSpec, MonitoringSpec, SpecError, load_spec

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.spec import GateSpec
 from umrisk.training import registry
 from umrisk.training.gates import absolute_gates, gate_metrics, gate_tags

@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
+
 from umrisk.features.spec import ModelSpec, parse_spec
 from umrisk.training.lineage import code_version, hash_file, package_versions
 from umrisk.training.model import RiskModel

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
 from umrisk.features.spec import ModelSpec  # noqa: E402
 from umrisk.training.metrics import calibration_curve, smooth_calibration  # noqa: E402
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.spec import SplitSpec
 
 EMPTY = np.zeros(0, dtype=np.int64)

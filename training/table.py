@@ -32,6 +32,7 @@ from time import perf_counter
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.spec import ModelTraining, SplitSpec
 from umrisk.training import codes, registry
 from umrisk.training.lineage import hash_file

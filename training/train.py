@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+
 from umrisk.features.build import build_features, feature_set
 from umrisk.features.catalog import FeatureInfo, is_abnormal
 from umrisk.features.cohorts import CohortReport

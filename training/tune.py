@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from tqdm.auto import tqdm
+
 from umrisk.features.spec import LightGBMSpec, TuningSpec
 from umrisk.training.model import RiskModel, cross_validate, lgb_params
 from umrisk.training.split import member_folds

@@ -4,6 +4,7 @@ They are features, and the baselines the model is judged against."""
 from __future__ import annotations
 
 import numpy as np
+
 from umrisk.features.catalog import FeatureInfo
 from umrisk.features.events import EventIndex, seconds
 from umrisk.features.groups.context import Context

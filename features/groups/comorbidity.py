@@ -4,6 +4,7 @@ CMS CCW chronic conditions, from any qualifying diagnosis in the look-back."""
 from __future__ import annotations
 
 import numpy as np
+
 from umrisk.features import codes
 from umrisk.features.catalog import FeatureInfo
 from umrisk.features.events import EventIndex, seconds

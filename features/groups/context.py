@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.cohorts import chain_stays
 from umrisk.features.events import MemberCodes, seconds
 from umrisk.features.spec import ModelSpec

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.catalog import FeatureInfo
 from umrisk.features.events import EventIndex, seconds
 from umrisk.features.groups.context import DAY, Context

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features import codes
 from umrisk.features.catalog import FeatureInfo
 from umrisk.features.cohorts import infer_dx_system

@@ -4,6 +4,7 @@ by the rule written there (the same rule decides whether a value can be a reason
 from __future__ import annotations
 
 import numpy as np
+
 from umrisk.features.catalog import FeatureInfo, abnormal_mask, labs, rule_words
 from umrisk.features.events import EventIndex, seconds
 from umrisk.features.groups.context import Context

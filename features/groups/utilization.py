@@ -4,6 +4,7 @@ emergency visit. Inpatient admissions count chained stays (a transfer is one adm
 from __future__ import annotations
 
 import numpy as np
+
 from umrisk.features.catalog import FeatureInfo
 from umrisk.features.events import EventIndex, seconds
 from umrisk.features.groups.context import DAY, Context

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from umrisk.features.importers.source import PROBLEM, ROW_COLUMNS
 from umrisk.features.importers.vocab import SHAPES, normalise_code
 from umrisk.features.schema import EARLIEST_PLAUSIBLE

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.importers.checks import RowChecks
 from umrisk.features.importers.report import ImportReport
 from umrisk.features.importers.source import SourceSpec, find_files, read_source

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
+
 from umrisk.features.importers.report import ImportReport
 
 PROBLEM = "_problem"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from umrisk.features.importers.checks import RowChecks
 from umrisk.features.importers.report import ImportReport
 from umrisk.features.schema import TABLES, write_table

@@ -36,6 +36,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from umrisk.features.importers.checks import RowChecks
 from umrisk.features.importers.report import ImportReport
 from umrisk.features.importers.source import SourceSpec, find_file, read_source

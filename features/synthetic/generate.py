@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from umrisk.features.schema import write_table
 from umrisk.features.synthetic import scenarios
 from umrisk.features.synthetic.population import draw_population, enrollment_spans, reference

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+
 from umrisk.features.synthetic.risk import FRAILTY_LOADING, LOBS, Members
 
 DATA = Path(__file__).parent / "data"

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.synthetic.population import LOB_SHARE, Population, draw_population, read_reference
 from umrisk.features.synthetic.simulate import DAY, HOUR, Simulation
 

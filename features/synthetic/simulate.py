@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from umrisk.features.synthetic import risk
 from umrisk.features.synthetic.population import Population, reference
 from umrisk.features.synthetic.risk import Members

@@ -24,6 +24,7 @@ import statistics
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+
 from umrisk.serving.cases.models import FINAL_DECISIONS, OPEN_STATUSES, Case
 from umrisk.serving.cases.repository import CaseStore
 

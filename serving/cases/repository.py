@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
+
 from umrisk.serving.cases import db, rules
 from umrisk.serving.cases.models import (
     CHANNELS,

@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from umrisk.serving.auth import ALLOWED, list_tokens
 from umrisk.serving.cases.metrics import DEFINITIONS, URGENCIES, review_metrics
 from umrisk.serving.cases.models import CHANNELS, CONTACT_OUTCOMES, OPEN_STATUSES

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
+
 from umrisk.features.catalog import abnormal_mask, labs
 from umrisk.serving.cases.models import STATUSES, OutreachContact
 from umrisk.serving.cases.repository import utcnow
@@ -166,6 +167,7 @@ def model_card(name: str, version: str) -> dict:
 @cache
 def _card(name: str, version: str) -> dict:
     import mlflow
+
     from umrisk.training import registry
 
     mv = registry.resolve(name, version=version)

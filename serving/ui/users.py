@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
 from umrisk.serving.auth import ROLES
 from umrisk.serving.cases.repository import CaseStore, utcnow
 

@@ -3,6 +3,7 @@
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+
 from umrisk.features.schema import ARROW_TYPES, TABLES, read_table, table_files
 from umrisk.features.validate import validate_dataset
 

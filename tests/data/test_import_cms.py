@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.importing import FIXTURES, assert_valid_import, counts_add_up
 from umrisk.features.importers import run_import
 from umrisk.features.schema import read_table
 from umrisk.features.validate import validate_dataset
-
-from tests.importing import FIXTURES, assert_valid_import, counts_add_up
 
 SAMPLE = FIXTURES / "cms-synpuf-sample"
 BENE_2008 = "DE1_0_2008_Beneficiary_Summary_File_Sample_0.csv"

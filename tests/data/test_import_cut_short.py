@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
-from umrisk.features.importers import run_import
 
 from tests.importing import FIXTURES
 from umrisk.cli import app
+from umrisk.features.importers import run_import
 
 INPATIENT = "DE1_0_2008_to_2010_Inpatient_Claims_Sample_0.csv"
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+
+from tests.importing import assert_valid_import, counts_add_up, output_text
 from umrisk.features.importers import run_import
 from umrisk.features.schema import read_table
 from umrisk.features.validate import validate_dataset
-
-from tests.importing import assert_valid_import, counts_add_up, output_text
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "omop"
 

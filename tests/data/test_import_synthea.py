@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.importing import FIXTURES, assert_valid_import, counts_add_up, output_text
 from umrisk.features.importers import run_import
 from umrisk.features.schema import read_table
 from umrisk.features.validate import validate_dataset
-
-from tests.importing import FIXTURES, assert_valid_import, counts_add_up, output_text
 
 SAMPLE = FIXTURES / "synthea-sample"
 IDENTIFYING = ("SSN", "DRIVERS", "PASSPORT", "FIRST", "LAST", "MAIDEN", "ADDRESS")

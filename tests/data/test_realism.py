@@ -2,11 +2,11 @@
 
 import pytest
 from typer.testing import CliRunner
+
+from umrisk.cli import app
 from umrisk.features.synthetic.generate import GenerateConfig, generate
 from umrisk.features.synthetic.summary import ADMISSIONS_PER_1000, realism
 from umrisk.features.validate import validate_dataset
-
-from umrisk.cli import app
 
 
 @pytest.fixture(scope="module")

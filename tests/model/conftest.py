@@ -3,10 +3,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from umrisk.training import commands
 
 from tests.processes import free_port, wait_until_ready
 from tests.specs import quick
+from umrisk.training import commands
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.specs import quick
 from umrisk.features.build import build_features
 from umrisk.features.events import seconds
 from umrisk.features.store import load_store
 from umrisk.features.synthetic.generate import GenerateConfig, generate
 from umrisk.features.tasks import task_for
 from umrisk.training.train import build_table, fit_model
-
-from tests.specs import quick
 
 MAX_LOWERED = 0.05  # share of members whose risk may fall when their history gets worse
 

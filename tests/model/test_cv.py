@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+
+from tests.specs import quick
 from umrisk.features.spec import LightGBMSpec, SplitSpec, TuningSpec, load_spec
 from umrisk.training.metrics import evaluate, paired_auroc_difference
 from umrisk.training.model import RiskModel
 from umrisk.training.split import member_folds, time_member_split
 from umrisk.training.train import build_table, evaluate_model, fit_model, model_directions
 from umrisk.training.tune import tune
-
-from tests.specs import quick
 
 
 def _data(n: int = 4000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:

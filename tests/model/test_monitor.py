@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
+
+from tests.specs import quick
+from umrisk.cli import app
 from umrisk.features.spec import MonitoringSpec, load_spec
 from umrisk.features.synthetic.generate import GenerateConfig, generate
 from umrisk.training import commands, registry
 from umrisk.training.monitor import advice, drift, open_alerts, performance_alerts, psi_from_counts, thresholds
-
-from tests.specs import quick
-from umrisk.cli import app
 
 START = "2025-07"
 

@@ -7,13 +7,13 @@ import shutil
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
+
+from tests.specs import quick
+from umrisk.cli import app
 from umrisk.features.spec import MODELS_DIR, SpecError
 from umrisk.training import commands
 from umrisk.training import train as train_module
 from umrisk.training.feature_cache import feature_table
-
-from tests.specs import quick
-from umrisk.cli import app
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.specs import quick
 from umrisk.features.spec import parse_spec
 from umrisk.training import registry
 from umrisk.training.model import RiskModel
-
-from tests.specs import quick
 
 FEATURES = ["x1", "x2", "colour"]
 

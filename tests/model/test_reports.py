@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+
 from umrisk.features.spec import GateSpec
 from umrisk.training.pipeline import evaluation, reviewed
 from umrisk.training.report import SYNTHETIC, card_markdown, model_card, plots, write_report
@@ -125,10 +126,10 @@ def test_recalibration_repairs_a_drifted_calibration_and_keeps_the_ranking():
 
 def test_recalibrate_registers_a_challenger_with_the_same_trees(small_store, tmp_path):
     from typer.testing import CliRunner
-    from umrisk.training import commands, registry
 
     from tests.specs import quick
     from umrisk.cli import app
+    from umrisk.training import commands, registry
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = commands.train("admission_180d", small_store, tmp_path / "reports", uri, spec=quick("admission_180d"))

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
+
+from umrisk.cli import app
 from umrisk.features.spec import ModelTraining, SplitSpec, TuningSpec
 from umrisk.training import codes
 from umrisk.training.table import TableError, train_table
-
-from umrisk.cli import app
 
 SAMPLE = Path(__file__).parents[1] / "fixtures" / "uci-diabetes-sample" / "diabetic_data_sample.csv"
 SMALL = ModelTraining(split=SplitSpec(cv_folds=3), tuning=TuningSpec(n_trials=0))
@@ -110,6 +110,7 @@ def test_a_table_without_the_model_columns_is_refused_by_name(trained, tmp_path)
 def test_gate_values_on_the_run_and_the_version_and_the_lead_over_the_champion(trained):
     import mlflow
     from mlflow.tracking import MlflowClient
+
     from umrisk.training import registry
 
     root, uri = trained["root"], trained["uri"]

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.specs import quick
 from umrisk.features.spec import SplitSpec, load_spec
 from umrisk.features.store import load_store
 from umrisk.training import commands, registry
@@ -15,8 +17,6 @@ from umrisk.training.metrics import evaluate
 from umrisk.training.split import time_member_split
 from umrisk.training.table import TableError, train_table
 from umrisk.training.train import build_table
-
-from tests.specs import quick
 
 
 def test_no_member_on_both_sides_of_the_split(small_store):

@@ -13,6 +13,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
 from umrisk.serving.api import app
 from umrisk.serving.audit import AuditLog
 from umrisk.serving.auth import TokenStore, create_token

@@ -7,13 +7,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
+
+from tests.processes import free_port, wait_until_ready
+from tests.specs import quick
 from umrisk.serving.api import app
 from umrisk.serving.auth import create_token
 from umrisk.serving.state import ServiceState, Settings
 from umrisk.training import commands
-
-from tests.processes import free_port, wait_until_ready
-from tests.specs import quick
 
 
 @pytest.fixture(scope="session")

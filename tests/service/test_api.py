@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.service.conftest import auth
 from umrisk.features.store import load_store
 from umrisk.serving.api import app
 from umrisk.serving.audit import verify
 from umrisk.serving.ratelimit import FailedAuthThrottle, RateLimiter
 from umrisk.serving.schemas import NextStep
-
-from tests.service.conftest import auth
 
 ENDPOINTS = {
     "score": ("post", "/v1/score", {"model": "admission_180d", "member_ids": ["M00000001"]}),

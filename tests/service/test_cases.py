@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+
+from tests.service import casedb
 from umrisk.serving.cases import db
 from umrisk.serving.cases.models import Base
 from umrisk.serving.cases.repository import Actor, CaseStore, Conflict, Forbidden, Invalid, NewCase, utcnow
-
-from tests.service import casedb
 
 # the fixtures of casedb, by name: every test runs on SQLite and on PostgreSQL
 postgres_url, sqlite_url = casedb.postgres_url, casedb.sqlite_url

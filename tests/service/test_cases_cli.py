@@ -5,12 +5,12 @@ import json
 
 import pandas as pd
 from typer.testing import CliRunner
-from umrisk.features.schema import read_table
-from umrisk.serving.auth import TokenStore, create_token, list_tokens, read_tokens
-from umrisk.serving.cases.repository import CaseStore
 
 from tests.service import casedb
 from umrisk.cli import app
+from umrisk.features.schema import read_table
+from umrisk.serving.auth import TokenStore, create_token, list_tokens, read_tokens
+from umrisk.serving.cases.repository import CaseStore
 
 postgres_url = casedb.postgres_url  # the session's PostgreSQL database, by name
 runner = CliRunner()

@@ -11,10 +11,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from starlette.applications import Starlette
 from starlette.routing import Mount
-from umrisk.serving.api import app
-from umrisk.serving.ratelimit import FailedAuthThrottle, RateLimiter
 
 from tests.service.conftest import auth
+from umrisk.serving.api import app
+from umrisk.serving.ratelimit import FailedAuthThrottle, RateLimiter
 
 EXAMPLES = 20  # per operation and mode: 40 calls an operation, well under a minute on two busy cores
 

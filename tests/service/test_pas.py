@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
-from umrisk.serving import pas
 
 from tests.service import casedb
 from tests.service.casedb import auth
+from umrisk.serving import pas
 
 # the fixtures of casedb, by name: the HTTP tests run on SQLite and on PostgreSQL
 postgres_url, sqlite_url, case_url, case_store, workflow = (casedb.postgres_url, casedb.sqlite_url, casedb.case_url,

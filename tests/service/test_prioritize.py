@@ -3,6 +3,7 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from umrisk.serving.prioritize import queue_order, working_order
 
 cases = st.lists(st.tuples(st.floats(0, 200), st.floats(0, 1)), min_size=1, max_size=60)

@@ -3,10 +3,10 @@ catalog's sentence with the member's value."""
 
 import numpy as np
 import pytest
-from umrisk.features.catalog import is_abnormal
-from umrisk.serving.reasons import Explainer
 
 from tests.service.conftest import auth
+from umrisk.features.catalog import is_abnormal
+from umrisk.serving.reasons import Explainer
 
 CATALOG = {
     "cc_hyperlipidemia": {"name": "cc_hyperlipidemia", "kind": "flag", "unit": "flag", "reason": "hyperlipidemia"},

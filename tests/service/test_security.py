@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from umrisk.features.schema import TABLES
 from umrisk.serving.audit import AuditError, AuditLog, checkpoint_path, default_key_path, seal, verify
 from umrisk.serving.auth import (

@@ -4,10 +4,10 @@ import json
 import socket
 
 from typer.testing import CliRunner
-from umrisk.serving.audit import AuditLog
-from umrisk.serving.auth import create_token
 
 from umrisk.cli import app
+from umrisk.serving.audit import AuditLog
+from umrisk.serving.auth import create_token
 
 runner = CliRunner()
 

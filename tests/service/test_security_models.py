@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import pytest
+
 from umrisk.features.spec import load_spec
 from umrisk.serving.state import NoChampion, load_champions
 

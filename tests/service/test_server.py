@@ -6,9 +6,9 @@ import secrets
 
 import httpx
 import pytest
-from umrisk.serving.audit import verify
 
 from tests.service.conftest import auth
+from umrisk.serving.audit import verify
 
 
 @pytest.fixture(scope="module")

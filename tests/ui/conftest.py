@@ -12,14 +12,14 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 from starlette.applications import Starlette
 from starlette.routing import Mount
+
+from tests.processes import free_port
+from tests.service.conftest import served, server  # noqa: F401 - the session's trained models, reused
 from umrisk.features.schema import read_table
 from umrisk.serving.cases.repository import Actor, NewCase, utcnow
 from umrisk.serving.state import ServiceState
 from umrisk.serving.ui import users
 from umrisk.serving.ui.app import ui_app
-
-from tests.processes import free_port
-from tests.service.conftest import served, server  # noqa: F401 - the session's trained models, reused
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -12,11 +12,11 @@ from urllib.parse import urlparse
 
 import pytest
 from typer.testing import CliRunner
-from umrisk.serving.cases.repository import utcnow
-from umrisk.serving.utilization import readmission_spec, records, utilization
 
 from tests.ui.conftest import PEOPLE, sign_in
 from umrisk.cli import app as cli
+from umrisk.serving.cases.repository import utcnow
+from umrisk.serving.utilization import readmission_spec, records, utilization
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
 UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]

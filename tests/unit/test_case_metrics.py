@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+
 from umrisk.serving.cases.metrics import review_metrics
 from umrisk.serving.cases.repository import Actor, CaseStore, NewCase
 

@@ -2,10 +2,10 @@
 
 import pandas as pd
 import pytest
-from umrisk.features.cohorts import chain_stays, discharge_cohort, member_month_cohort
-from umrisk.features.spec import SpecError, load_spec, parse_spec
 
 from tests.histories import History
+from umrisk.features.cohorts import chain_stays, discharge_cohort, member_month_cohort
+from umrisk.features.spec import SpecError, load_spec, parse_spec
 
 READMIT = load_spec("readmission_30d")
 ADMIT = load_spec("admission_180d")

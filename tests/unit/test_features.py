@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.histories import History
 from umrisk.features.build import build_features, feature_set, hospital_score, lace
 from umrisk.features.cohorts import discharge_cohort
 from umrisk.features.spec import load_spec
 from umrisk.features.store import load_store
 from umrisk.features.tasks import task_for
-
-from tests.histories import History
 
 READMIT = load_spec("readmission_30d")
 ADMIT = load_spec("admission_180d")
@@ -183,9 +183,8 @@ def test_truncated_store_gives_identical_features_before_the_cut(built):
 
 def test_features_on_an_imported_synthea_export(tmp_path):
     """The whole path on real-format data: import, compact load (categories), both cohorts, features."""
-    from umrisk.features.importers import run_import
-
     from tests.importing import FIXTURES
+    from umrisk.features.importers import run_import
 
     out = tmp_path / "synthea"
     assert run_import("synthea", FIXTURES / "synthea-sample", out).ok

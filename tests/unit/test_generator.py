@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from umrisk.features.schema import TABLES, read_table
 from umrisk.features.synthetic import risk
 from umrisk.features.synthetic.generate import GenerateConfig, generate

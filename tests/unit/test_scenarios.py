@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from umrisk.features.schema import read_table
 from umrisk.features.spec import load_spec
 from umrisk.features.store import load_store

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.histories import History
 from umrisk.features.build import feature_set
 from umrisk.features.cohorts import member_month_cohort
 from umrisk.features.spec import MODELS_DIR, load_spec, parse_spec, spec_names
 from umrisk.features.tasks import task_for
-
-from tests.histories import History
 
 READMIT = load_spec("readmission_30d")
 ADMIT = load_spec("admission_180d")

@@ -5,10 +5,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
-from umrisk.features.schema import TABLES, read_table, write_table
-from umrisk.features.validate import validate_dataset
 
 from umrisk.cli import app
+from umrisk.features.schema import TABLES, read_table, write_table
+from umrisk.features.validate import validate_dataset
 
 
 def _members(**over):

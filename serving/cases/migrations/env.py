@@ -4,6 +4,7 @@ fallback for Alembic's own command line."""
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
+
 from umrisk.serving.cases.models import Base
 
 config = context.config
