@@ -123,8 +123,14 @@ def model_signature(risk_model: RiskModel, frame: pd.DataFrame) -> ModelSignatur
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+# MLflow writes this file (the registered name and version) into a model's stored folder whenever the model is
+# loaded by a models:/ URI, from any process: it is MLflow's bookkeeping, not part of the model.
+MLFLOW_WRITES = frozenset({"registered_model_meta"})
+
+
 def artifact_digest(folder: Path | str) -> str:
-    """SHA-256 over every file under ``folder``: each relative path (sorted, POSIX form) then its bytes.
+    """SHA-256 over every file under ``folder`` but MLflow's own ``registered_model_meta``: each relative path
+    (sorted, POSIX form) then its bytes.
 
     >>> import tempfile; d = Path(tempfile.mkdtemp()); _ = (d / "a").write_bytes(b"x")
     >>> artifact_digest(d) == artifact_digest(d) and len(artifact_digest(d)) == 64
@@ -132,7 +138,8 @@ def artifact_digest(folder: Path | str) -> str:
     """
     root = Path(folder)
     h = hashlib.sha256()
-    for f in sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix()):
+    files = (p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in MLFLOW_WRITES)
+    for f in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
         rel = f.relative_to(root).as_posix().encode()
         h.update(len(rel).to_bytes(8, "big") + rel + f.stat().st_size.to_bytes(8, "big"))
         hash_file(f, h)

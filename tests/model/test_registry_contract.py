@@ -89,6 +89,14 @@ def test_a_missing_version_or_alias_is_its_own_one_line_error(registered, kwargs
         registry.load("never_trained")
 
 
+def test_digest_leaves_out_what_mlflow_writes_when_any_process_loads_the_model(tmp_path):
+    """mlflow.pyfunc.load_model('models:/...') writes registered_model_meta into the stored folder."""
+    (tmp_path / "python_model.pkl").write_bytes(b"xy")
+    first = registry.artifact_digest(tmp_path)
+    (tmp_path / "registered_model_meta").write_text("model_name: umrisk-x\nmodel_version: '1'\n")
+    assert registry.artifact_digest(tmp_path) == first
+
+
 def test_digest_covers_paths_and_bytes(tmp_path):
     (tmp_path / "a").write_bytes(b"xy")
     first = registry.artifact_digest(tmp_path)
