@@ -27,7 +27,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +52,8 @@ SCORES = Counter("umrisk_scores_total", "Member scores served", ["endpoint", "mo
 LATENCY = Histogram("umrisk_request_seconds", "Time to answer a request", ["endpoint"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 DENIED = Counter("umrisk_auth_failures_total", "Requests refused by authentication, role or rate", ["status"])
+MONITORING = Gauge("umrisk_model_monitoring_alert", "1 while umrisk monitor has an alert open on the version served, "
+                   "0 when it found none, -1 before it has run", ["model", "version"])
 # Labelled by route template (``/score``), never by the raw path: a flood of random URLs is one label value.
 REQUESTS = Counter("umrisk_http_requests_total", "HTTP requests answered by the API", ["route", "method", "status"])
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -386,14 +388,35 @@ def outreach(body: OutreachRequest, request: Request, caller: Annotated[Caller, 
     return result
 
 
+def monitoring_status(name: str, version: str) -> dict:
+    """What ``umrisk monitor`` last recorded on the version (its tags), read now: the monitor runs while the
+    service does. Sets the Prometheus gauge."""
+    from mlflow.tracking import MlflowClient
+
+    from umrisk.training.registry import registered_name
+
+    try:
+        tags = MlflowClient().get_model_version(registered_name(name), version).tags or {}
+    except Exception:  # noqa: BLE001 - the registry may be unreachable; the scores still serve
+        tags = {}
+    status = tags.get("monitoring_status", "not monitored yet")
+    MONITORING.labels(name, version).set({"alert": 1, "ok": 0}.get(status, -1))
+    return {"status": status, "alerts": tags.get("monitoring_alerts", ""), "checked": tags.get("monitoring_checked"),
+            "run_id": tags.get("monitoring_run_id")}
+
+
 @app.get("/models", responses=GET_ERRORS)
 def models(request: Request, caller: Annotated[Caller, Depends(authorized("models"))]):
-    """The models served: name, pinned version, training period, test metrics."""
+    """The models served: name, pinned version, training period, test metrics, the spec registered with the
+    version (the one the service scores with), its features with their catalog entries, and the monitoring
+    status."""
     s = state(request)
     return {"scoring_date": s.scorer.as_of.date().isoformat(), "models": [
         {"name": n, "registered_model": f"umrisk-{n}", "version": m.version, "alias": "champion",
          "trained_from": m.trained_from, "trained_to": m.trained_to, "test_metrics": m.metrics,
-         "tiers": m.spec.model.model_dump()["tiers"]} for n, m in s.models.items()]}
+         "tiers": m.spec.model.model_dump()["tiers"], "task": m.spec.task, "spec": m.spec.model_dump(mode="json"),
+         "features": [m.catalog.get(f, {"name": f}) for f in m.wrapped.risk_model.features],
+         "monitoring": monitoring_status(n, m.version)} for n, m in s.models.items()]}
 
 
 # The review workflow (intake, the live queue, work on a case, metrics, outreach contacts), before the catch-all.

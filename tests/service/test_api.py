@@ -160,6 +160,33 @@ def test_models_reports_pinned_versions(client, served):
     assert all(x["version"] and x["alias"] == "champion" and "auroc" in x["test_metrics"] for x in m)
 
 
+def test_models_show_the_registered_spec_features_and_monitoring_status(client, served):
+    """The contract the service scores with (the spec and features registered with the version) and what the
+    monitor last recorded on the version, in the answer and in a Prometheus gauge."""
+    from mlflow.tracking import MlflowClient
+    from prometheus_client import REGISTRY
+
+    from umrisk.training.registry import configure
+
+    m = {x["name"]: x for x in client.get("/v1/models", headers=auth(served["tokens"]["reviewer"])).json()["models"]}
+    adm = m["admission_180d"]
+    assert adm["spec"]["name"] == "admission_180d" and adm["task"] == "member_month" == adm["spec"]["task"]
+    assert {"age", "n_inpatient_365d"} <= {f["name"] for f in adm["features"]}
+    assert all(f.get("description") for f in adm["features"])
+    assert adm["monitoring"]["status"] == "not monitored yet"
+    configure(served["uri"])
+    MlflowClient().set_model_version_tag("umrisk-admission_180d", adm["version"], "monitoring_status", "alert")
+    try:
+        again = {x["name"]: x for x in client.get("/v1/models", headers=auth(served["tokens"]["reviewer"])).json()[
+            "models"]}
+        assert again["admission_180d"]["monitoring"]["status"] == "alert"
+        value = REGISTRY.get_sample_value("umrisk_model_monitoring_alert",
+                                          {"model": "admission_180d", "version": adm["version"]})
+        assert value == 1
+    finally:
+        MlflowClient().delete_model_version_tag("umrisk-admission_180d", adm["version"], "monitoring_status")
+
+
 @pytest.mark.parametrize(("body", "status", "field"), [
     ('{"model": "admission_180d", "member_ids": ["a"', 400, "body"),
     ('{"model": "nope", "member_ids": ["a"]}', 422, "body.model"),

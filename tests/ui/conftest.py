@@ -48,6 +48,14 @@ def ui_state(served):  # noqa: F811 - the fixture imported above
                                    [{"code": "27447", "system": "CPT"}], [{"code": "M1711", "system": "ICD10CM"}],
                                    requesting_provider="Dr Example, Orthopedics", request_id=f"UI-{i + 1}"),
                            Actor("test", "admin"))
+    # one case decided before any test runs, so the dashboard's figures never depend on the tests' order
+    doctor = Actor(PEOPLE["physician_reviewer"], "physician_reviewer")
+    state.cases.create(NewCase(members[20], "imaging", "standard", now - dt.timedelta(hours=20),
+                               [{"code": "70551", "system": "CPT"}], [{"code": "G43909", "system": "ICD10CM"}],
+                               requesting_provider="Dr Example, Neurology", request_id="UI-DONE"),
+                       Actor("test", "admin"))
+    state.cases.claim("UI-DONE", doctor)
+    state.cases.determine("UI-DONE", doctor, "approved", reason="Meets the imaging criteria for new headache")
     yield state
     state.cases.dispose()
 
