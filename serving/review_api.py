@@ -11,7 +11,6 @@ what, which case and member, why). Determinations are made by people with review
 # their dependencies (``Depends(authorized(...))``) from the evaluated annotations
 import datetime as dt
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from fastapi.responses import JSONResponse
 
 from umrisk.serving import pas
 from umrisk.serving.auth import Caller
-from umrisk.serving.cases.metrics import review_metrics
+from umrisk.serving.cases.metrics import review_metrics, risk_tier_mix
 from umrisk.serving.cases.models import OPEN_STATUSES
 from umrisk.serving.cases.repository import Actor, CaseError, NewCase, utcnow
 from umrisk.serving.schemas import (
@@ -259,10 +258,7 @@ def build_router(authorized: Authorized, audit_scores: Callable[[Any, Caller, st
         s, store = _state(request), _cases(request)
         now = utcnow()
         out = review_metrics(store, year, now)
-        ids = [c["member_id"] for c in store.cases(OPEN_STATUSES)]
-        out["risk_tier_mix"] = {name: dict(Counter(r.get("tier") or "not scored" for r in s.scorer.score(name, ids,
-                                                                                                          top=0)))
-                                for name in s.models} if ids else {name: {} for name in s.models}
+        out["risk_tier_mix"] = risk_tier_mix(store, s.scorer)
         return out
 
     # ------------------------------------------------------------------ outreach contacts

@@ -602,14 +602,22 @@ def review_metrics_command(
     store: Annotated[Path | None, typer.Option("--store", help="The history store whose service/cases.db is the "
                                                                "default case store.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    tiers: Annotated[bool, typer.Option("--tiers", help="Also the risk-tier mix of the open queue: loads each "
+                                                        "champion and scores the store given with --store.")] = False,
+    tracking_uri: TrackingOpt = None,
 ) -> None:
-    """The CMS-0057-F figures of a year for standard and expedited requests, deadline compliance and the
-    backlog by age (the risk-tier mix needs the models: GET /v1/review-metrics)."""
-    from umrisk.serving.cases.metrics import URGENCIES, review_metrics
+    """The CMS-0057-F figures of a year for standard and expedited requests, deadline compliance, the backlog by
+    age and, with --tiers, the risk-tier mix of the open queue (as GET /v1/review-metrics gives it)."""
+    from umrisk.serving.cases.metrics import URGENCIES, review_metrics, risk_tier_mix
     from umrisk.serving.cases.repository import utcnow
 
+    if tiers and store is None:
+        _fail("--tiers needs --store DIR: the members' risks are scored from that history store")
     cases, where = _case_store(url, store)
     m = review_metrics(cases, year, utcnow())
+    if tiers:
+        with _one_line_errors():
+            m["risk_tier_mix"] = risk_tier_mix(cases, _scorer(store, tracking_uri))
     cases.dispose()
     if as_json:
         typer.echo(json.dumps(m, indent=2, default=str))
@@ -628,6 +636,20 @@ def review_metrics_command(
     for u in URGENCIES:
         b = m["backlog"][u]
         typer.echo(f"  {u:<10} " + ", ".join(f"{k} {v}" for k, v in b.items()))
+    for model, mix in m.get("risk_tier_mix", {}).items():
+        typer.echo(f"Risk tiers of the open queue, {model}: " + (", ".join(f"{k} {v}" for k, v in mix.items())
+                                                                 or "no open case"))
+
+
+def _scorer(store: Path, tracking_uri: str | None):
+    """The champions of every model with a champion, scoring the history store ``store`` (as the service does)."""
+    from umrisk.features.store import load_store
+    from umrisk.serving.scoring import Scorer
+    from umrisk.serving.state import Settings, load_champions
+    from umrisk.training import registry
+
+    uri = registry.configure(tracking_uri)
+    return Scorer(load_store(store), load_champions(Settings(data=store, tracking_uri=uri)))
 
 
 @user_app.command("create")

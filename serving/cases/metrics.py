@@ -103,3 +103,15 @@ def review_metrics(store: CaseStore, year: int, now: dt.datetime) -> dict:
     return {"year": year, "as_of": now, "definitions": DEFINITIONS,
             "standard": by_urgency["standard"], "expedited": by_urgency["expedited"], "all": _figures(decided),
             "backlog": backlog}
+
+
+def risk_tier_mix(store: CaseStore, scorer) -> dict[str, dict[str, int]]:
+    """How many open cases' members fall in each risk tier, by each model the scorer serves ("not scored" for a
+    member a model cannot score at its date)."""
+    from collections import Counter
+
+    ids = [c["member_id"] for c in store.cases(OPEN_STATUSES)]
+    if not ids:
+        return {name: {} for name in scorer.models}
+    return {name: dict(Counter(r.get("tier") or "not scored" for r in scorer.score(name, ids, top=0)))
+            for name in scorer.models}

@@ -92,3 +92,19 @@ def test_the_old_reviewer_role_is_read_as_nurse_reviewer(tmp_path):
     assert read_tokens(path)[0]["role"] == "nurse_reviewer"
     create_token(path, "admin", "ops")  # the next write keeps the migrated role
     assert [e["role"] for e in json.loads(path.read_text())] == ["nurse_reviewer", "admin"]
+
+
+def test_review_metrics_with_the_risk_tier_mix_of_the_open_queue(served, tmp_path):
+    """The risk-tier mix, as GET /v1/review-metrics gives it, from the command line too (--tiers --store)."""
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    store = served["store"]
+    assert runner.invoke(app, ["review", "load", str(store), "--database-url", url]).exit_code == 0
+    refused = runner.invoke(app, ["review", "metrics", "--year", "2025", "--database-url", url, "--tiers"])
+    assert refused.exit_code == 2 and "--tiers needs --store" in refused.output
+    r = runner.invoke(app, ["review", "metrics", "--year", "2025", "--database-url", url, "--json", "--tiers",
+                            "--store", str(store), "--tracking-uri", served["uri"]])
+    assert r.exit_code == 0, r.output
+    mix = json.loads(r.output)["risk_tier_mix"]
+    still_open = int(read_table(store, "review_requests")["status"].isin(["open", "in_review", "pended"]).sum())
+    assert still_open > 0 and set(mix) == {"readmission_30d", "admission_180d"}
+    assert all(sum(counts.values()) == still_open for counts in mix.values())
