@@ -25,7 +25,7 @@ demo: $(STAMP) ## Main job: generate, validate, build features, train and promot
 	$(BIN)/umrisk demo --out $(DEMO) --members $(MEMBERS) --port $(PORT)
 
 /usr/bin/chromium:
-	apt-get update && apt-get install -y chromium
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 chromium: /usr/bin/chromium ## Install Debian's Chromium for the browser tests (tests/ui) when it is missing
 
