@@ -184,3 +184,10 @@ class ServiceState:
                  ", ".join(f"{n} v{m.version}" for n, m in models.items()), scorer.as_of.date(),
                  {n: len(c["p"]) for n, c in scorer.cache.items()})
         return state
+
+
+def scorer_for(store: Path, tracking_uri: str | None = None) -> Scorer:
+    """The champions of every model with one, scoring the history store ``store`` as the service does (for
+    commands that need the members' risks without a running service)."""
+    uri = registry.configure(tracking_uri)
+    return Scorer(load_store(store), load_champions(Settings(data=store, tracking_uri=uri)))

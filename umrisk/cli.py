@@ -610,6 +610,7 @@ def review_metrics_command(
     age and, with --tiers, the risk-tier mix of the open queue (as GET /v1/review-metrics gives it)."""
     from umrisk.serving.cases.metrics import URGENCIES, review_metrics, risk_tier_mix
     from umrisk.serving.cases.repository import utcnow
+    from umrisk.serving.state import scorer_for
 
     if tiers and store is None:
         _fail("--tiers needs --store DIR: the members' risks are scored from that history store")
@@ -617,7 +618,7 @@ def review_metrics_command(
     m = review_metrics(cases, year, utcnow())
     if tiers:
         with _one_line_errors():
-            m["risk_tier_mix"] = risk_tier_mix(cases, _scorer(store, tracking_uri))
+            m["risk_tier_mix"] = risk_tier_mix(cases, scorer_for(store, tracking_uri))
     cases.dispose()
     if as_json:
         typer.echo(json.dumps(m, indent=2, default=str))
@@ -639,17 +640,6 @@ def review_metrics_command(
     for model, mix in m.get("risk_tier_mix", {}).items():
         typer.echo(f"Risk tiers of the open queue, {model}: " + (", ".join(f"{k} {v}" for k, v in mix.items())
                                                                  or "no open case"))
-
-
-def _scorer(store: Path, tracking_uri: str | None):
-    """The champions of every model with a champion, scoring the history store ``store`` (as the service does)."""
-    from umrisk.features.store import load_store
-    from umrisk.serving.scoring import Scorer
-    from umrisk.serving.state import Settings, load_champions
-    from umrisk.training import registry
-
-    uri = registry.configure(tracking_uri)
-    return Scorer(load_store(store), load_champions(Settings(data=store, tracking_uri=uri)))
 
 
 @user_app.command("create")
