@@ -29,6 +29,8 @@ from typing import IO
 
 import pandas as pd
 
+from umrisk.serving.private_files import replace_private
+
 log = logging.getLogger("umrisk.serving")
 GENESIS = "0" * 64
 
@@ -116,17 +118,7 @@ def _write_checkpoint(path: Path, key: bytes, cp: Checkpoint) -> None:
     body = {"entries": cp.entries, "last_seq": cp.last_seq, "head": cp.head,
             "time": pd.Timestamp.now(tz="UTC").isoformat()}
     body["mac"] = _mac(key, body)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(body, indent=1) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    replace_private(path, json.dumps(body, indent=1) + "\n")
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)

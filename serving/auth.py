@@ -19,13 +19,14 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from umrisk.serving.private_files import replace_private
 
 log = logging.getLogger("umrisk.serving")
 ROLES = ("nurse_reviewer", "physician_reviewer", "outreach", "admin")
@@ -104,19 +105,7 @@ def read_tokens(path: Path) -> list[dict]:
 
 def _write_tokens(path: Path, entries: list[dict]) -> None:
     """Write the whole file privately (0600) beside ``path``, flush it to disk, then rename it into place."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(entries, indent=2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    replace_private(path, json.dumps(entries, indent=2))
 
 
 def _expiry(value: object) -> pd.Timestamp | None:

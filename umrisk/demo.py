@@ -8,7 +8,6 @@ population, training and the service's tokens); the CLI only parses its options 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,12 +98,10 @@ def run_demo(out: Path, members: int, seed: int, models: list[str], reports: Pat
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (it holds tokens)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
+    """Write a file only its owner can read (it holds tokens or passwords)."""
+    from umrisk.serving.private_files import replace_private
+
+    replace_private(path, text)
 
 
 def demo_tokens(service: Path) -> dict[str, str]:
