@@ -185,18 +185,22 @@ def promote(model_name: str, data: Path | None = None, force: bool = False, reas
 
 
 # ---------------------------------------------------------------------------- tables (train-table models)
+def _load_given_or_current(model_name: str, version: str | None, alias: str | None):
+    """The version given (by number or alias), else the champion, else the challenger."""
+    if version is not None or alias is not None:
+        return registry.load(model_name, version, alias)
+    try:
+        return registry.load(model_name, alias="champion")
+    except registry.NoSuchVersion:
+        return registry.load(model_name, alias="challenger")
+
+
 def _table_model(model_name: str, version: str | None, alias: str | None):
     """A registered ``train-table`` version with its schema: by version, by alias, else the champion, else the
     challenger."""
     from umrisk.training.table import TableError, TableSchema
 
-    if version is None and alias is None:
-        try:
-            wrapped, mv = registry.load(model_name, alias="champion")
-        except registry.NoSuchVersion:
-            wrapped, mv = registry.load(model_name, alias="challenger")
-    else:
-        wrapped, mv = registry.load(model_name, version, alias)
+    wrapped, mv = _load_given_or_current(model_name, version, alias)
     spec = wrapped.spec
     if spec.get("task") != "table" or "schema" not in spec:
         raise TableError(f"umrisk-{model_name} version {mv.version} was not trained by train-table with a stored "
@@ -313,13 +317,7 @@ def recalibrate(model_name: str, data: Path, version: str | None = None, alias: 
 
     registry.configure(tracking_uri)
     data = require_store(data)
-    if version is None and alias is None:
-        try:
-            wrapped, mv = registry.load(model_name, alias="champion")
-        except registry.NoSuchVersion:
-            wrapped, mv = registry.load(model_name, alias="challenger")
-    else:
-        wrapped, mv = registry.load(model_name, version, alias)
+    wrapped, mv = _load_given_or_current(model_name, version, alias)
     spec = registry.stored_spec(wrapped)
     seconds = {}
     t0 = time.perf_counter()
