@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -22,6 +21,7 @@ from umrisk.serving import pas
 from umrisk.serving.auth import Caller
 from umrisk.serving.cases.metrics import review_metrics, risk_tier_mix
 from umrisk.serving.cases.models import OPEN_STATUSES
+from umrisk.serving.cases.queue import live_queue
 from umrisk.serving.cases.repository import Actor, CaseError, NewCase, utcnow
 from umrisk.serving.schemas import (
     AppealIn,
@@ -169,18 +169,11 @@ def build_router(authorized: Authorized, audit_scores: Callable[[Any, Caller, st
             raise HTTPException(422, {"error": "invalid request", "details": [
                 {"field": "query.status", "message": f"{bad[0]!r}: the queue holds {', '.join(OPEN_STATUSES)}"}]})
         at = _naive_utc(now) if now else utcnow()
-        rows = store.cases(wanted, service_type, urgency, assignee)
-        queued = []
-        if rows:
-            frame = pd.DataFrame([{**r, "code": r["codes"][0]["code"] if r["codes"] else None} for r in rows])
-            queued = s.scorer.review_queue(frame, pd.Timestamp(at), minutes_per_case)
-            by_id = {r["request_id"]: r for r in rows}
-            for q in queued:
-                r = by_id[q["request_id"]]
-                q.update(status=r["status"], assignee=r["assignee"], escalated=r["escalated"],
-                         member_known=r["member_known"],
-                         flags=([] if r["member_known"] else ["unknown member: no scores"])
-                         + (["escalated to a physician"] if r["escalated"] else []))
+        queued = live_queue(store, s.scorer, wanted, service_type, urgency, assignee, at, minutes_per_case)
+        for q in queued:
+            q["flags"] = (([] if q["member_known"] else ["unknown member: no scores"])
+                          + (["escalated to a physician"] if q["escalated"] else []))
+        if queued:
             audit_scores(s, caller, "review-queue", [dict(r, member_id=q["member_id"], model=name)
                                                      for q in queued for name, r in q["risks"].items()])
         log.info("review-queue (live): %d case(s)", len(queued))

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from umrisk.features.catalog import abnormal_mask, labs
 from umrisk.serving.cases.models import STATUSES, OutreachContact
+from umrisk.serving.cases.queue import live_queue as cases_queue
 from umrisk.serving.cases.repository import utcnow
 
 TIMELINE_DAYS = 730
@@ -58,18 +59,10 @@ def described(codes: list[dict]) -> list[dict]:
 # ---------------------------------------------------------------------- the queue
 def live_queue(state, statuses: list[str], service_type: str | None, urgency: str | None, assignee: str | None,
                now: dt.datetime, minutes_per_case: float = 30.0) -> list[dict]:
-    """The open cases in working order, as ``GET /v1/review-queue`` orders them: the case store's cases with
-    the deadline in force, ordered and scored by ``Scorer.review_queue``, with status and holder."""
-    rows = state.cases.cases(statuses, service_type, urgency, assignee)
-    if not rows:
-        return []
-    frame = pd.DataFrame([{**r, "code": r["codes"][0]["code"] if r["codes"] else None} for r in rows])
-    queued = state.scorer.review_queue(frame, pd.Timestamp(now), minutes_per_case)
-    by_id = {r["request_id"]: r for r in rows}
+    """The open cases in working order, as ``GET /v1/review-queue`` gives them, with the codes described."""
+    queued = cases_queue(state.cases, state.scorer, statuses, service_type, urgency, assignee, now, minutes_per_case)
     for q in queued:
-        r = by_id[q["request_id"]]
-        q.update(status=r["status"], assignee=r["assignee"], escalated=r["escalated"], member_known=r["member_known"],
-                 codes=described(r["codes"]))
+        q["codes"] = described(q["codes"])
     return queued
 
 
