@@ -55,6 +55,12 @@ ARROW_TYPES: dict[Kind, pa.DataType] = {
 }
 
 EARLIEST_PLAUSIBLE = pd.Timestamp("1890-01-01")
+PLAUSIBLE_AHEAD = pd.Timedelta(days=366)  # the latest plausible date of any row: a year past today
+
+
+def latest_plausible() -> pd.Timestamp:
+    """The latest plausible date of a row (naive UTC): a year past today."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None) + PLAUSIBLE_AHEAD
 
 
 @dataclass(frozen=True)

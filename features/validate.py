@@ -20,7 +20,7 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from umrisk.features.schema import EARLIEST_PLAUSIBLE, TABLES, Column, Table, table_files
+from umrisk.features.schema import EARLIEST_PLAUSIBLE, TABLES, Column, Table, latest_plausible, table_files
 
 # Tables are checked in this order so that the key sets that foreign keys point to exist first.
 ORDER = ("members", "encounters", "enrollment", "diagnoses", "procedures", "medications", "labs",
@@ -103,7 +103,7 @@ def _pandera_column(col: Column, latest: pd.Timestamp) -> pa.Column:
 
 def pandera_schema(table: Table, latest: pd.Timestamp | None = None) -> pa.DataFrameSchema:
     """The column checks of ``table`` as a pandera schema (types are checked on the Arrow schema)."""
-    latest = latest if latest is not None else pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=366)
+    latest = latest if latest is not None else latest_plausible()
     return pa.DataFrameSchema({c.name: _pandera_column(c, latest) for c in table.columns}, name=table.name)
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from umrisk.features.schema import EARLIEST_PLAUSIBLE, TABLES
+from umrisk.features.schema import EARLIEST_PLAUSIBLE, TABLES, latest_plausible
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Code = Annotated[str, Field(min_length=1, max_length=32)]
@@ -28,7 +28,6 @@ ModelName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z
 NextStep = Literal["expedite clinical review", "plan transitional care at discharge", "refer to care management",
                    "routine review"]  # the routing suggestions of serving.scoring.STEPS; never approve or deny
 MAX_ROWS = 2000  # per inline table
-PLAUSIBLE_AHEAD = dt.timedelta(days=366)  # the store validator's latest plausible date: a year past today
 # No lab of the canonical schema has bounds (each lab has its own unit); this plausibility bound for any lab
 # value in any unit is the serving layer's own, wide enough for the extremes of real labs (creatine kinase
 # in rhabdomyolysis, BNP in heart failure) and refusing the absurd (a sodium of 900000).
@@ -42,7 +41,7 @@ _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d
 
 def _plausible(value: dt.datetime) -> None:
     """The store validator's rule for every date: not before 1890, not more than a year ahead of today."""
-    latest = dt.datetime.now(dt.UTC).replace(tzinfo=None) + PLAUSIBLE_AHEAD
+    latest = latest_plausible().to_pydatetime()
     if not EARLIEST_PLAUSIBLE.to_pydatetime() <= value <= latest:
         raise ValueError(f"implausible date {value.date().isoformat()}: expected between "
                          f"{EARLIEST_PLAUSIBLE.date().isoformat()} and {latest.date().isoformat()}")
