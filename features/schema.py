@@ -1,8 +1,10 @@
 """The canonical history store: tables, columns, types and allowed values.
 
 A dataset is one folder. Each table is a folder of Parquet files (``DIR/encounters/part-00000.parquet``, ...)
-or a single file (``DIR/encounters.parquet``). Column names and types below are the contract between
-importers and everything downstream: importers may add columns, never rename these.
+or a single file (``DIR/encounters.parquet``). A store written by umrisk holds every table in the same member
+partitions: ``part-K.parquet`` of every table has the rows of the same members (``features.partition``, whose
+manifest ``DIR/_partitions.json`` says how many partitions and by which hash). Column names and types below
+are the contract between importers and everything downstream: importers may add columns, never rename these.
 
 Time convention
     Every date and time column is a *naive* ``timestamp[us]``, read as UTC wall-clock time. Dates
@@ -272,11 +274,15 @@ def table_files(dataset: Path | str, table: str) -> list[Path]:
     return [single] if single.exists() else []
 
 
+def part_path(dataset: Path | str, table: str, part: int) -> Path:
+    """Where part ``part`` of ``table`` lives in the folder layout (``DIR/<table>/part-00003.parquet``)."""
+    return Path(dataset) / table / f"part-{part:05d}.parquet"
+
+
 def write_table(df: pd.DataFrame, dataset: Path | str, table: str, part: int = 0) -> Path:
     """Write ``df`` as part ``part`` of ``table`` in ``dataset`` (the folder layout)."""
-    folder = Path(dataset) / table
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"part-{part:05d}.parquet"
+    path = part_path(dataset, table, part)
+    path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(to_arrow(df, table), path, compression="zstd")
     return path
 
@@ -291,13 +297,16 @@ DICTIONARY_COLUMNS = frozenset({
 
 
 def read_table(dataset: Path | str, table: str, columns: Sequence[str] | None = None,
-               categories: bool = False) -> pd.DataFrame:
+               categories: bool = False, part: int | None = None) -> pd.DataFrame:
     """Read every part of ``table`` into one frame (empty with canonical columns if absent).
 
     With ``categories``, the repetitive string columns come back as pandas categories (same values, far
-    less memory), their dictionaries unified across parts.
+    less memory), their dictionaries unified across parts. With ``part``, only that part is read (one member
+    partition of a partitioned store), with the same columns and types.
     """
     files = table_files(dataset, table)
+    if part is not None:
+        files = [f for f in files if f == part_path(dataset, table, part)]
     spec = TABLES[table]
     cols = list(columns) if columns else None
     if not files:

@@ -26,12 +26,14 @@ FEATURE_COLUMNS = {
 }
 
 
-def load_store(dataset: Path | str, tables: Iterable[str] = tuple(TABLES), compact: bool = True) -> HistoryStore:
+def load_store(dataset: Path | str, tables: Iterable[str] = tuple(TABLES), compact: bool = True,
+               part: int | None = None) -> HistoryStore:
     """The canonical tables of ``dataset`` (empty frames with canonical columns where a table is absent).
 
     ``compact`` (the default) reads only the columns cohorts and features use and the repetitive strings as
-    categories; ``compact=False`` reads every column as stored.
+    categories; ``compact=False`` reads every column as stored. ``part`` reads one part of each table (a member
+    partition: ``features.partition.load_partition``).
     """
     if not compact:
-        return {name: read_table(dataset, name) for name in tables}
-    return {name: read_table(dataset, name, FEATURE_COLUMNS[name], categories=True) for name in tables}
+        return {name: read_table(dataset, name, part=part) for name in tables}
+    return {name: read_table(dataset, name, FEATURE_COLUMNS[name], categories=True, part=part) for name in tables}

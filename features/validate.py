@@ -3,7 +3,10 @@
 Every problem names the table, the file, the row (1-based, within that file) and the column. Checks:
 required columns and their types (from the Parquet schema), nulls, allowed values, numeric bounds,
 plausible dates, time order within a row (discharge not before admission), unique keys across all parts
-of a table, and foreign keys (every ``member_id`` is a member, every ``encounter_id`` an encounter).
+of a table, foreign keys (every ``member_id`` is a member, every ``encounter_id`` an encounter), and member
+partitions: the manifest ``_partitions.json`` is readable, every table has exactly its partition files, and
+every row sits in its member's partition (``features.partition``). A store without the manifest (the old
+layout) gets a warning, not a problem: it still loads.
 Row checks use pandera; keys and foreign keys are checked across files with Arrow hashing so that a
 store of a million members is validated one part at a time.
 """
@@ -20,7 +23,16 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from umrisk.features.schema import EARLIEST_PLAUSIBLE, TABLES, Column, Table, latest_plausible, table_files
+from umrisk.features.partition import HASH, KEY, MANIFEST, NOT_PARTITIONED, partition_of, read_manifest
+from umrisk.features.schema import (
+    EARLIEST_PLAUSIBLE,
+    TABLES,
+    Column,
+    Table,
+    latest_plausible,
+    part_path,
+    table_files,
+)
 
 # Tables are checked in this order so that the key sets that foreign keys point to exist first.
 ORDER = ("members", "encounters", "enrollment", "diagnoses", "procedures", "medications", "labs",
@@ -50,6 +62,7 @@ class ValidationReport:
     rows: dict[str, int] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # worth knowing, but the store can be used
 
     @property
     def ok(self) -> bool:
@@ -71,6 +84,7 @@ class ValidationReport:
         for name in ORDER:
             if name in self.rows:
                 lines.append(f"  {name:<16}{self.rows[name]:>14,} rows in {self.files[name]} file(s)")
+        lines += [f"Warning: {w}" for w in self.warnings]
         if self.ok:
             lines.append("No problems found.")
             return "\n".join(lines)
@@ -164,6 +178,7 @@ def validate_dataset(dataset: Path | str, tables: tuple[str, ...] = ORDER,
     if not root.is_dir():
         report.problems.append(Problem("*", str(root), None, None, "dataset folder not found"))
         return report
+    n_parts = _check_manifest(root, report)
     keys: dict[str, pd.Index] = {}  # hashed once per table, reused by every part that refers to it
     for name in tables:
         table = TABLES[name]
@@ -175,8 +190,15 @@ def validate_dataset(dataset: Path | str, tables: tuple[str, ...] = ORDER,
             continue
         schema = pandera_schema(table, latest)
         key_parts: list[tuple[str, pa_arrow.Array]] = []
+        expected = _partition_files(root, name, n_parts)
+        if expected is not None:
+            report.problems += [Problem(name, _relative(f, root), None, None, "partition file missing")
+                                for f in expected if f not in files]
         for f in files:
             rel = _relative(f, root)
+            if expected is not None and f not in expected:
+                report.problems.append(Problem(name, rel, None, None,
+                                               f"not one of the {n_parts} partition files of {MANIFEST}"))
             try:
                 arrow_schema = pq.read_schema(f)
             except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
@@ -198,6 +220,8 @@ def validate_dataset(dataset: Path | str, tables: tuple[str, ...] = ORDER,
             df = arrow.to_pandas()
             sub = pa.DataFrameSchema({c: schema.columns[c] for c in usable})
             report.problems += _order_problems(df, table, rel)
+            if expected is not None and f in expected and KEY in usable:
+                report.problems += _partition_problems(df[KEY], expected.index(f), n_parts, name, rel)
             try:
                 sub.validate(df, lazy=True)
             except pa.errors.SchemaErrors as err:
@@ -216,6 +240,31 @@ def validate_dataset(dataset: Path | str, tables: tuple[str, ...] = ORDER,
         if table.key and key_parts:
             keys[name] = _check_unique(name, table.key, key_parts, report)
     return report
+
+
+def _check_manifest(root: Path, report: ValidationReport) -> int | None:
+    """The number of member partitions the manifest declares; None (with a warning or a problem) without one."""
+    try:
+        manifest = read_manifest(root)
+    except ValueError as err:
+        report.problems.append(Problem("*", MANIFEST, None, None, str(err).removeprefix(f"{root / MANIFEST}: ")))
+        return None
+    if manifest is None:
+        report.warnings.append(Problem("*", MANIFEST, None, None, NOT_PARTITIONED))
+        return None
+    return manifest.partitions
+
+
+def _partition_files(root: Path, table: str, n: int | None) -> list[Path] | None:
+    return None if n is None else [part_path(root, table, k) for k in range(n)]
+
+
+def _partition_problems(member_ids: pd.Series, k: int, n: int, table: str, file: str) -> list[Problem]:
+    """Rows of partition file ``k`` whose member belongs to another partition."""
+    where = partition_of(member_ids, n)
+    bad = np.flatnonzero((where != k) & member_ids.notna().to_numpy())
+    return [Problem(table, file, int(i) + 1, KEY, f"member of partition {where[i]}, not {k} ({HASH} of {KEY})",
+                    str(member_ids.iat[i])) for i in bad]
 
 
 def _check_unique(name: str, key: str, parts: list[tuple[str, pa_arrow.Array]],

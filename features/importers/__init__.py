@@ -29,8 +29,9 @@ IMPORTERS: dict[str, Callable[[Path, ImportReport], Staging | None]] = {
 }
 
 
-def run_import(kind: str, src: Path, out: Path) -> ImportReport:
-    """Import the ``kind`` export in folder ``src`` into the dataset folder ``out``; see the module doc."""
+def run_import(kind: str, src: Path, out: Path, partitions: int | None = None) -> ImportReport:
+    """Import the ``kind`` export in folder ``src`` into the dataset folder ``out`` (in ``partitions`` member
+    partitions; default about 50,000 members each); see the module doc."""
     src, out = Path(src), Path(out)
     report = ImportReport(source=str(src), kind=kind, out=out)
     if kind not in IMPORTERS:
@@ -43,7 +44,7 @@ def run_import(kind: str, src: Path, out: Path) -> ImportReport:
         try:
             staging = IMPORTERS[kind](src, report)
             if not report.errors and staging is not None:
-                staging.write(out)
+                staging.write(out, partitions)
         except Exception as exc:  # noqa: BLE001 - never a traceback on bad input; this is a bug to report
             report.error(f"import failed unexpectedly ({type(exc).__name__}: {exc}); "
                          "please report this as a bug in umrisk")

@@ -1,7 +1,9 @@
 """Staging of one import: canonical rows and rejected rows gathered table by table, written at the end.
 
 Writing replaces what an earlier import left in OUT (the table folders, ``rejects/`` and the report) and
-leaves any other file alone. Every canonical table is written, empty ones too, so that the store is complete.
+leaves any other file alone. Every canonical table is written, empty ones too, so that the store is complete,
+in the store's member partitions (``features.partition``; by default about 50,000 members each) with the
+partition manifest.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import pandas as pd
 
 from umrisk.features.importers.checks import RowChecks
 from umrisk.features.importers.report import ImportReport
-from umrisk.features.schema import TABLES, write_table
+from umrisk.features.partition import MANIFEST, default_partitions, write_manifest, write_partitioned
+from umrisk.features.schema import TABLES
 
 _DTYPES = {"string": "str", "timestamp": "datetime64[us]", "float": "float64", "int": "int64", "bool": "bool"}
 
@@ -70,11 +73,14 @@ class Staging:
         """Swap the staged rows of ``table`` for an updated frame with the same rows (e.g. a filled column)."""
         self._rows[table] = [rows.reset_index(drop=True)]
 
-    def write(self, out: Path) -> None:
-        """Write every canonical table and the rejects files into ``out``."""
+    def write(self, out: Path, partitions: int | None = None) -> None:
+        """Write every canonical table, in ``partitions`` member partitions (default: by the number of members),
+        and the rejects files into ``out``."""
         _clear_previous(out)
+        n = partitions or default_partitions(len(self.table("members")))
         for name in TABLES:
-            write_table(self.table(name), out, name)
+            write_partitioned(self.table(name), out, name, n)
+        write_manifest(out, n)
         if self._rejects:
             folder = out / "rejects"
             folder.mkdir(parents=True, exist_ok=True)
@@ -93,6 +99,7 @@ def _clear_previous(out: Path) -> None:
         single = out / f"{name}.parquet"
         if single.is_file():
             single.unlink()
+    (out / MANIFEST).unlink(missing_ok=True)
     if (out / "rejects").is_dir():
         for f in (out / "rejects").glob("*.csv"):
             f.unlink()

@@ -1,7 +1,9 @@
 """Generate a synthetic history store with its ground truth: ``umrisk data generate``.
 
 Members are simulated in blocks (each with its own random stream derived from the seed and the block
-number, so a seed fixes the output) and each block is written as one Parquet part per table. Beside
+number, so a seed fixes the output). Each block's tables are written to a staging folder, then every table is
+streamed into the store's member partitions (``features.partition``; blocks in order, so the partitions and
+their rows do not depend on the number of workers) and the staging folder is removed. Beside
 the store, ``truth/readmission`` holds, for every inpatient discharge, the probability of an unplanned
 readmission within 30 days that was used to draw it, and ``truth/admission`` holds, for each member on
 the first day of each month, the probability of an unplanned admission within 180 days. With a scenario
@@ -10,6 +12,7 @@ the first day of each month, the probability of an unplanned admission within 18
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -20,12 +23,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from umrisk.features.schema import write_table
+from umrisk.features.partition import default_partitions, partition_table, write_manifest
+from umrisk.features.schema import TABLES, write_table
 from umrisk.features.synthetic import scenarios
 from umrisk.features.synthetic.population import draw_population, enrollment_spans, reference
 from umrisk.features.synthetic.simulate import DAY, HOUR, NAT, PLANNED_DX, TRUTH_HORIZON_DAYS, Simulation
 
 BLOCK = 25_000
+STAGING = ".blocks"  # the blocks' own parts, inside the output folder until they are partitioned
 DEFAULT_END = pd.Timestamp("2026-01-01")
 
 
@@ -39,6 +44,7 @@ class GenerateConfig:
     workers: int = 1
     scenario: str | None = None          # a name in scenarios.SCENARIOS
     scenario_start: pd.Timestamp | None = None  # default: six months before the end
+    partitions: int | None = None        # member partitions of the store (default: about 50,000 members each)
 
     def change(self) -> scenarios.Scenario | None:
         return scenarios.scenario(self.scenario, self.end, self.scenario_start) if self.scenario else None
@@ -54,6 +60,7 @@ def generate(cfg: GenerateConfig, out: Path | str, progress: Callable[[int], Non
     change = cfg.change()  # an unknown scenario fails before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / STAGING, ignore_errors=True)  # blocks of an earlier run cut short
     blocks = [(b, b * cfg.block, min(cfg.block, cfg.members - b * cfg.block))
               for b in range((cfg.members + cfg.block - 1) // cfg.block)]
     stats = []
@@ -69,9 +76,23 @@ def generate(cfg: GenerateConfig, out: Path | str, progress: Callable[[int], Non
             stats.append(s)
             if progress:
                 progress(s["members"])
+    n = cfg.partitions or default_partitions(cfg.members)
+    jobs = [(out / STAGING, out, table, n) for table in TABLES]
+    if cfg.workers > 1:
+        with ProcessPoolExecutor(min(cfg.workers, len(jobs))) as pool:
+            list(pool.map(_partition_table, jobs))
+    else:
+        for job in jobs:
+            _partition_table(job)
+    write_manifest(out, n)
+    shutil.rmtree(out / STAGING)
     if change is not None:
         scenarios.write_truth(change, out)
     return merge_stats(stats)
+
+
+def _partition_table(args: tuple) -> int:
+    return partition_table(*args)
 
 
 def _run_block(args: tuple) -> dict:
@@ -104,7 +125,7 @@ def _simulate(rng: np.random.Generator, pop, ms: np.ndarray, months: int, out: P
     if change is not None:
         tables = change.recode(tables)
     for name, df in tables.items():
-        write_table(df, out, name, part=block)
+        write_table(df, out / STAGING, name, part=block)
     for name, df in truth.items():
         folder = out / "truth" / name
         folder.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,13 @@ def test_same_seed_same_store_other_seed_other_store(tmp_path):
     assert not read_table(a, "encounters")["admit_time"].equals(read_table(c, "encounters")["admit_time"])
 
 
-def test_blocks_are_written_as_parts(tmp_path):
-    out = _store(tmp_path, 3, "parts")
-    assert len(list((out / "encounters").glob("*.parquet"))) == 3
+def test_blocks_are_written_in_member_partitions(tmp_path):
+    out = tmp_path / "parts"
+    generate(GenerateConfig(members=600, years=2, seed=3, block=250, partitions=3), out)
+    for name in TABLES:
+        assert sorted(f.name for f in (out / name).glob("*.parquet")) == [f"part-0000{k}.parquet" for k in range(3)]
     assert read_table(out, "members")["member_id"].is_unique
+    assert not (out / ".blocks").exists()
 
 
 def test_truth_is_calibrated_against_its_own_draws(small_store):
