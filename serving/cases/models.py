@@ -8,13 +8,18 @@ A case's ``status`` is one of ``STATUSES``; ``assignee`` is the user holding it 
 the conditional update of :meth:`umrisk.serving.cases.repository.CaseStore.claim`. Every change to a case
 is an ``events`` row (who, when, what, why); determinations, notes, appeals and deadline extensions also
 have rows of their own.
+
+Batch scores (``umrisk score-batch``) are ``batch_scores`` rows of a ``batch_runs`` row. A run is written in
+chunks while its status is ``writing`` and published by one short transaction that makes it ``current`` and
+the run it replaces (same model and scoring date) ``superseded``; readers only read ``current`` runs, so they
+never see half a run (``umrisk.serving.cases.batch``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STATUSES = ("new", "in_review", "pended_for_information", "decided")
@@ -23,6 +28,7 @@ DECISIONS = ("approved", "denied", "pended_for_information", "escalated")
 FINAL_DECISIONS = ("approved", "denied")
 CHANNELS = ("phone", "sms", "email", "mail", "in_person", "portal")
 CONTACT_OUTCOMES = ("reached", "no_answer", "declined", "enrolled")
+RUN_STATUSES = ("writing", "current", "superseded", "failed")
 
 # constraint names that Alembic and every database agree on
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -176,3 +182,45 @@ class OutreachContact(Base):
     recorded_by: Mapped[str] = mapped_column(String(128))
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class BatchRun(Base):
+    """One run of ``umrisk score-batch``: the model version, the store it read (``data_sha256``, the training
+    lineage's fingerprint), the scoring date, when and by whom (``ran_by``) and how (``executor``) it ran, the
+    members scored and those not scorable counted by reason. ``status`` is one of ``RUN_STATUSES``."""
+
+    __tablename__ = "batch_runs"
+    __table_args__ = (Index("ix_batch_runs_model_status_as_of", "model", "status", "as_of"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(32))
+    data_sha256: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[dt.datetime] = mapped_column(DateTime)  # the scoring date
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # when it was published
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    not_scorable: Mapped[dict] = mapped_column(JSON, default=dict)  # {reason category: members}
+    ran_by: Mapped[str] = mapped_column(String(128))
+    executor: Mapped[str] = mapped_column(String(128))  # "single process", "dask LocalCluster, 2 workers", ...
+    code_version: Mapped[str] = mapped_column(String(64))
+    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("batch_runs.id"), nullable=True)
+
+
+class BatchScore(Base):
+    """A member's score in a batch run, as the service returns it: the calibrated probability, the risk tier,
+    the percentile among the run's members and the top reasons (``[{"feature", "text", "value",
+    "contribution"}]``). ``as_of`` is the point scored: the run's date, or for a discharge model the index
+    discharge. ``model`` repeats the run's so one member's latest score is one index look-up."""
+
+    __tablename__ = "batch_scores"
+    __table_args__ = (Index("ix_batch_scores_model_member", "model", "member_id"),
+                      Index("ix_batch_scores_run_probability", "run_id", "probability"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("batch_runs.id"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[dt.datetime] = mapped_column(DateTime)
+    probability: Mapped[float] = mapped_column(Float)
+    tier: Mapped[str] = mapped_column(String(32))
+    percentile: Mapped[float] = mapped_column(Float)
+    reasons: Mapped[list] = mapped_column(JSON, default=list)

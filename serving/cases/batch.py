@@ -1,0 +1,183 @@
+"""Batch scores in the case store: writing a run of ``umrisk score-batch`` and reading what it scored.
+
+A run is written in chunks (each one short transaction, so the service's own writes go on between them) while
+its status is ``writing``, then published by one transaction that makes it ``current`` and the current run of
+the same model and scoring date ``superseded``. Readers only read ``current`` runs, so they see the old run or
+the new one, never half of one. The superseded run's rows are then deleted in chunks; its ``batch_runs`` row
+stays as the record of what ran. A run that fails while writing is marked ``failed`` and its rows deleted.
+
+A model's latest run is its current run with the latest scoring date (the newest of two published at once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from umrisk.serving.cases.models import BatchRun, BatchScore
+from umrisk.serving.cases.repository import CaseStore, utcnow
+
+CHUNK = 5000
+SCORE_COLUMNS = ("member_id", "as_of", "probability", "tier", "percentile", "reasons")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What describes a run: the model version, the store it read (its fingerprint), the scoring date, who or
+    what ran it and how, and the members not scorable counted by reason."""
+
+    model: str
+    model_version: str
+    data_sha256: str
+    as_of: dt.datetime
+    started_at: dt.datetime
+    ran_by: str
+    executor: str
+    code_version: str
+    not_scorable: dict[str, int] = field(default_factory=dict)
+
+
+def _records(scores: pd.DataFrame, run_id: int, model: str) -> Iterator[dict]:
+    for r in scores[list(SCORE_COLUMNS)].itertuples(index=False):
+        yield {"run_id": run_id, "model": model, "member_id": str(r.member_id),
+               "as_of": pd.Timestamp(r.as_of).to_pydatetime(), "probability": float(r.probability),
+               "tier": str(r.tier), "percentile": float(r.percentile), "reasons": list(r.reasons)}
+
+
+def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    for rec in records:
+        batch.append(rec)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _delete_rows(engine: Engine, run_id: int, chunk: int) -> None:
+    """Delete a run's score rows, ``chunk`` at a time (each its own transaction)."""
+    while True:
+        with engine.begin() as conn:
+            some = select(BatchScore.member_id).where(BatchScore.run_id == run_id).limit(chunk).scalar_subquery()
+            gone = conn.execute(delete(BatchScore).where(BatchScore.run_id == run_id,
+                                                         BatchScore.member_id.in_(some))).rowcount
+        if not gone:
+            return
+
+
+def _publish(conn: Connection, run_id: int, info: RunInfo, rows: int) -> list[int]:
+    """Make the run current and the current runs of its model and date superseded; return those."""
+    old = conn.scalars(select(BatchRun.id).where(
+        BatchRun.model == info.model, BatchRun.as_of == info.as_of, BatchRun.status == "current",
+        BatchRun.id != run_id).with_for_update()).all()
+    if old:
+        conn.execute(update(BatchRun).where(BatchRun.id.in_(old)).values(status="superseded", superseded_by=run_id))
+    conn.execute(update(BatchRun).where(BatchRun.id == run_id).values(status="current", finished_at=utcnow(),
+                                                                       rows=rows))
+    return list(old)
+
+
+def write_run(cases: CaseStore, info: RunInfo, scores: pd.DataFrame, chunk: int = CHUNK) -> int:
+    """Write a run's scores (one row per member: ``SCORE_COLUMNS``) and publish it, superseding the current run
+    of the same model and scoring date; return the run's id."""
+    engine = cases.engine
+    with engine.begin() as conn:
+        run_id = conn.execute(insert(BatchRun).values(
+            model=info.model, model_version=info.model_version, data_sha256=info.data_sha256, as_of=info.as_of,
+            status="writing", started_at=info.started_at, rows=0, not_scorable=dict(info.not_scorable),
+            ran_by=info.ran_by, executor=info.executor, code_version=info.code_version)).inserted_primary_key[0]
+    try:
+        for batch in _chunks(_records(scores, run_id, info.model), chunk):
+            with engine.begin() as conn:
+                conn.execute(insert(BatchScore), batch)
+        with engine.begin() as conn:
+            old = _publish(conn, run_id, info, len(scores))
+    except BaseException:
+        with engine.begin() as conn:
+            conn.execute(update(BatchRun).where(BatchRun.id == run_id).values(status="failed", finished_at=utcnow()))
+        _delete_rows(engine, run_id, chunk)
+        raise
+    for gone in old:
+        _delete_rows(engine, gone, chunk)
+    return run_id
+
+
+def _run_dict(r: BatchRun) -> dict:
+    return {"run_id": r.id, "model": r.model, "model_version": r.model_version, "data_sha256": r.data_sha256,
+            "as_of": r.as_of, "status": r.status, "started_at": r.started_at, "finished_at": r.finished_at,
+            "rows": r.rows, "not_scorable": r.not_scorable or {}, "ran_by": r.ran_by, "executor": r.executor,
+            "code_version": r.code_version, "superseded_by": r.superseded_by}
+
+
+def _score_dict(s: BatchScore, r: BatchRun) -> dict:
+    """A batch score in the service's shape, with the run's version and store fingerprint."""
+    return {"member_id": s.member_id, "model": s.model, "model_version": r.model_version, "as_of": s.as_of,
+            "probability": s.probability, "tier": s.tier, "percentile": s.percentile, "reasons": s.reasons or [],
+            "run_id": r.id, "run_as_of": r.as_of, "data_sha256": r.data_sha256}
+
+
+def _latest_run_id(model: str):
+    """The id of the model's latest run, as a subquery: a reader asks for it and the rows in one statement,
+    so it reads one snapshot (PostgreSQL's read committed gives each statement its own), never a run whose rows
+    are being deleted after it was superseded."""
+    return (select(BatchRun.id).where(BatchRun.model == model, BatchRun.status == "current")
+            .order_by(BatchRun.as_of.desc(), BatchRun.id.desc()).limit(1).scalar_subquery())
+
+
+def latest_run(cases: CaseStore, model: str) -> dict | None:
+    """The model's latest published run (None: never scored in batch)."""
+    with cases.session() as s:
+        r = s.scalar(select(BatchRun).where(BatchRun.id == _latest_run_id(model)))
+        return None if r is None else _run_dict(r)
+
+
+def runs(cases: CaseStore, model: str | None = None) -> list[dict]:
+    """Every run (of one model), newest first, whatever its status."""
+    q = select(BatchRun).order_by(BatchRun.id.desc())
+    if model is not None:
+        q = q.where(BatchRun.model == model)
+    with cases.session() as s:
+        return [_run_dict(r) for r in s.scalars(q)]
+
+
+def _scores_of_latest_run(model: str):
+    return (select(BatchScore, BatchRun).join(BatchRun, BatchScore.run_id == BatchRun.id)
+            .where(BatchScore.run_id == _latest_run_id(model)))
+
+
+def latest_score(cases: CaseStore, model: str, member_id: str) -> dict | None:
+    """The member's score in the model's latest run; None when that run did not score them (not scorable on its
+    date, or not in the store it read) or the model has no run. An older run's score is never served for a
+    member the latest run left out."""
+    with cases.session() as s:
+        hit = s.execute(_scores_of_latest_run(model).where(BatchScore.member_id == member_id)).first()
+        return None if hit is None else _score_dict(*hit)
+
+
+def member_scores(cases: CaseStore, model: str, member_id: str) -> list[dict]:
+    """The member's scores in every current run of the model (one per scoring date), latest date first."""
+    q = (select(BatchScore, BatchRun).join(BatchRun, BatchScore.run_id == BatchRun.id)
+         .where(BatchScore.model == model, BatchScore.member_id == member_id, BatchRun.status == "current")
+         .order_by(BatchRun.as_of.desc(), BatchRun.id.desc()))
+    with cases.session() as s:
+        return [_score_dict(row, r) for row, r in s.execute(q)]
+
+
+def top(cases: CaseStore, model: str, n: int) -> list[dict]:
+    """The ``n`` highest scores of the model's latest run, highest first (ties by member id)."""
+    q = _scores_of_latest_run(model).order_by(BatchScore.probability.desc(), BatchScore.member_id).limit(n)
+    with cases.session() as s:
+        return [_score_dict(row, r) for row, r in s.execute(q)]
+
+
+def run_scores(cases: CaseStore, run_id: int) -> pd.DataFrame:
+    """Every row of one run as a frame (``SCORE_COLUMNS``), by member id."""
+    q = select(*(getattr(BatchScore, c) for c in SCORE_COLUMNS)).where(BatchScore.run_id == run_id)
+    with cases.engine.connect() as conn:
+        rows = pd.DataFrame(conn.execute(q).all(), columns=list(SCORE_COLUMNS))
+    return rows.sort_values("member_id", ignore_index=True)
