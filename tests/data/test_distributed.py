@@ -1,0 +1,54 @@
+"""Feature tables built on a 2-worker Dask LocalCluster, partition by partition, are the single-process ones."""
+
+import pandas as pd
+import pytest
+
+from umrisk.features.build import build_features
+from umrisk.features.distributed import build_table, dask_client, merge_reports
+from umrisk.features.partition import repartition
+from umrisk.features.spec import load_spec
+from umrisk.features.store import load_store
+from umrisk.features.tasks import task_for
+
+MODELS = ("readmission_30d", "admission_180d", "ed_visit_90d")
+
+
+@pytest.fixture(scope="module")
+def store(small_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dask") / "p4"
+    repartition(small_store, out, 4)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask_client(workers=2) as c:
+        yield c
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_dask_build_is_the_single_process_build(store, client, model):
+    spec = load_spec(model)
+    whole = load_store(store)
+    points, report = task_for(spec).cohort(whole, spec)
+    single = build_features(whole, points, spec)
+    finished = []
+    t = build_table(store, spec, client, ["race_ethnicity"], progress=finished.append)
+    pd.testing.assert_frame_equal(t.frame, single, check_exact=True)  # rows, order, values, dtypes, categories
+    assert t.cohort.to_dict() == report.to_dict()
+    demo = whole["members"].set_index("member_id").reindex(single["member_id"].astype(str))[["race_ethnicity"]]
+    pd.testing.assert_frame_equal(t.members, demo.reset_index(drop=True))
+    assert sum(finished) == 4
+
+
+def test_report_steps_add_up_except_the_shared_calendar():
+    from umrisk.features.cohorts import CohortReport
+
+    a, b = CohortReport("member_month"), CohortReport("member_month")
+    for r, n in ((a, 10), (b, 5)):
+        r.add("scoring dates (25)", 25)
+        r.add("members", n)
+        r.note("died", 1)
+    merged = merge_reports([a, b], pd.Series([1, 0, 0, 0], dtype="int8"))
+    assert merged.steps == [("scoring dates (25)", 25), ("members", 15)]
+    assert merged.notes == [("died", 2)] and merged.label_rate == 0.25
