@@ -50,7 +50,9 @@ class EventIndex:
         self.time = time[ok][order]
         self.values = None if values is None else np.asarray(values, dtype=float)[ok][order]
         if self.values is not None:
-            self.cum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(self.values))])
+            # running sums restart at each member, so a member's window total depends on that member's events
+            # only (the same in a batch of any size, a member partition, or one member at request time)
+            self.cum = np.concatenate([[0.0], pd.Series(np.nan_to_num(self.values)).groupby(self.member).cumsum()])
 
     def __len__(self) -> int:
         return len(self.key)
@@ -69,7 +71,8 @@ class EventIndex:
 
     def total(self, member: np.ndarray, as_of: np.ndarray, days: float) -> np.ndarray:
         a, b = self._bounds(member, as_of - int(days * 86400), as_of)
-        return self.cum[b] - self.cum[a]
+        earlier = (a > 0) & (self.member[np.maximum(a - 1, 0)] == member) if len(self.key) else np.zeros(len(a), bool)
+        return np.where(b > a, self.cum[b] - np.where(earlier, self.cum[a], 0.0), 0.0)
 
     def last(self, member: np.ndarray, as_of: np.ndarray, days: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(value, time) of the latest event at or before ``as_of`` within ``days`` (NaN, -1 when none)."""

@@ -45,7 +45,8 @@ class Task(Protocol):
 
     def care_step(self, service_type: str) -> str: ...
 
-    def cohort(self, store: Store, spec: ModelSpec) -> tuple[pd.DataFrame, CohortReport]: ...
+    def cohort(self, store: Store, spec: ModelSpec, end: pd.Timestamp | None = None
+               ) -> tuple[pd.DataFrame, CohortReport]: ...
 
     def scorable(self, store: Store, spec: ModelSpec, member_ids: Sequence[str], as_of: pd.Timestamp) -> Scorable: ...
 
@@ -70,8 +71,9 @@ class DischargeTask:
             return "plan transitional care at discharge"
         return "refer to care management"
 
-    def cohort(self, store: Store, spec: DischargeSpec) -> tuple[pd.DataFrame, CohortReport]:
-        return discharge_cohort(store, spec)
+    def cohort(self, store: Store, spec: DischargeSpec, end: pd.Timestamp | None = None
+               ) -> tuple[pd.DataFrame, CohortReport]:
+        return discharge_cohort(store, spec, end)
 
     def scorable(self, store: Store, spec: DischargeSpec, member_ids: Sequence[str], as_of: pd.Timestamp) -> Scorable:
         points, reasons = latest_discharges(store, spec, list(member_ids), pd.Timestamp(as_of))
@@ -106,8 +108,9 @@ class MemberMonthTask:
     def care_step(self, service_type: str) -> str:
         return "refer to care management"
 
-    def cohort(self, store: Store, spec: MemberMonthSpec) -> tuple[pd.DataFrame, CohortReport]:
-        return member_month_cohort(store, spec)
+    def cohort(self, store: Store, spec: MemberMonthSpec, end: pd.Timestamp | None = None
+               ) -> tuple[pd.DataFrame, CohortReport]:
+        return member_month_cohort(store, spec, end=end)
 
     def scorable(self, store: Store, spec: MemberMonthSpec, member_ids: Sequence[str],
                  as_of: pd.Timestamp) -> Scorable:
