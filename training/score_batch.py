@@ -12,6 +12,8 @@ of ``umrisk.training`` that imports ``umrisk.serving``; nothing in serving impor
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import getpass
 import json
 import os
@@ -27,6 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from umrisk.features.cohorts import data_end, data_start
+from umrisk.features.distributed import dask_client
+from umrisk.features.partition import load_partition, partitions
 from umrisk.features.schema import read_table
 from umrisk.features.store import HistoryStore, load_store
 from umrisk.features.tasks import task_for
@@ -99,17 +103,21 @@ def score_store(store: HistoryStore, model: LoadedModel, as_of: pd.Timestamp) ->
             raise
         return Scored(_frame([]), Counter(category for category, _ in sc.reasons.values()))
     results = scorer.score(model.name, members, top=TOP_REASONS)
-    scored = [r for r in results if "error" not in r]
+    # the scorer's rows of its population: the unrounded scores the percentile ranks (as the service's) and, for
+    # an outreach model, what the outreach list filters on
     cache = scorer.cache[model.name]
-    unrounded = dict(zip(cache["member_id"], cache["p"], strict=True))
-    rows = _frame(scored)
-    rows["score"] = rows["member_id"].map(unrounded).astype("float64")
+    row = cache["row"]
+    outreach = task_for(model.spec).outreach_list
+    rows = _frame([{**r, "score": cache["p"][row[r["member_id"]]],
+                    "hospice": bool(cache["hospice"][row[r["member_id"]]]) if outreach else None,
+                    "line_of_business": str(cache["lob"][row[r["member_id"]]]) if outreach else None}
+                   for r in results if "error" not in r])
     return Scored(rows, Counter(r["not_scorable"] for r in results if "error" in r))
 
 
 def _frame(scored: list[dict]) -> pd.DataFrame:
     cols = {"member_id": "str", "as_of": "datetime64[us]", "probability": "float64", "tier": "str",
-            "reasons": "object"}
+            "reasons": "object", "hospice": "object", "line_of_business": "object", "score": "float64"}
     frame = pd.DataFrame([{c: r[c] for c in cols} for r in scored], columns=list(cols))
     return frame.astype({c: t for c, t in cols.items() if t != "object"})
 
@@ -167,12 +175,62 @@ def score_single(data: Path, model: LoadedModel, as_of: pd.Timestamp) -> Scored:
     return combine([score_store(load_store(data, SCORING_TABLES), model, as_of)])
 
 
-def score_batch(model: str, data: Path, as_of: pd.Timestamp | str | None = None, version: str | None = None,
-                alias: str | None = None, database: str | None = None, out: Path | None = None,
-                tracking_uri: str | None = None, write_cases: bool = True) -> dict:
+def score_partition(k: int, dataset: str, model: LoadedModel, as_of: pd.Timestamp) -> Scored:
+    """One Dask task: the members of partition ``k``, scored by the single-process code on that partition."""
+    return score_store(load_partition(dataset, k, SCORING_TABLES), model, as_of)
+
+
+def store_partitions(data: Path) -> list[int]:
+    """The store's member partitions; ``BatchError`` for a store in the old layout."""
+    try:
+        return partitions(data)
+    except ValueError as err:
+        raise BatchError(f"{err} (Dask scores a store partition by partition)") from err
+
+
+def score_partitioned(data: Path, model: LoadedModel, as_of: pd.Timestamp, client) -> Scored:
+    """One Dask task per member partition on ``client``; the model is sent once to every worker (scattered,
+    not loaded from the registry by each task). The parts are combined by member id, as the single process's
+    rows, so the result is the same whatever the number of workers or the order tasks finish in. The scoring
+    date is fixed by the caller from the whole store: a partition does not know where the data ends."""
+    parts = store_partitions(data)
+    [remote] = client.scatter([model], broadcast=True, hash=False)
+    futures = client.map(score_partition, parts, dataset=str(Path(data).resolve()), model=remote, as_of=as_of,
+                         pure=False)
+    results = client.gather(futures)  # in partition order
+    del futures, remote
+    return combine(list(results))
+
+
+def _connect(stack: contextlib.ExitStack, workers: int | None, scheduler: str | None):
+    """A Dask client held by ``stack``; ``BatchError`` naming the cluster when it cannot be reached."""
+    try:
+        return stack.enter_context(dask_client(workers, scheduler))
+    except OSError as err:  # distributed's connection timeouts and refusals are OSErrors
+        where = f"the Dask scheduler at {scheduler}" if scheduler else f"a local Dask cluster of {workers} workers"
+        raise BatchError(f"cannot reach {where} ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})") \
+            from err
+
+
+def executor(workers: int | None, scheduler: str | None) -> str:
+    """How a run runs, in words for its record."""
+    if scheduler:
+        return f"dask scheduler {scheduler}"
+    if workers:
+        return f"dask LocalCluster, {workers} worker{'s' if workers > 1 else ''}"
+    return "single process"
+
+
+def score_batch(model: str, data: Path, as_of: pd.Timestamp | dt.date | str | None = None,
+                version: str | None = None, alias: str | None = None, database: str | None = None,
+                out: Path | None = None, tracking_uri: str | None = None, workers: int | None = None,
+                scheduler: str | None = None, write_cases: bool = True) -> dict:
     """Load the model, score the store's eligible population at ``as_of`` (default: the store's last day), write
     the run to the case store (``database``, default the service's: ``UMRISK_DATABASE_URL``, else
-    ``<store>/service/cases.db``) and, with ``out``, to Parquet. Return the run's summary."""
+    ``<store>/service/cases.db``) and, with ``out``, to Parquet. Return the run's summary.
+
+    With ``workers`` (a ``LocalCluster`` of that many processes) or ``scheduler`` (an existing Dask cluster's
+    address) the store is scored partition by partition on Dask, with the same result."""
     t0 = time.perf_counter()
     started = utcnow()
     data = require_store(data)
@@ -184,9 +242,16 @@ def score_batch(model: str, data: Path, as_of: pd.Timestamp | str | None = None,
     day = scoring_date(data, as_of)
     url = database_url(database, data) if write_cases else None
     fingerprint = data_fingerprint(data)
-    result = score_single(data, loaded, day)
+    how = executor(workers, scheduler)
+    if workers or scheduler:
+        store_partitions(data)  # before a cluster is started for a store that cannot use it
+        with contextlib.ExitStack() as stack:
+            client = _connect(stack, workers, scheduler)
+            result = score_partitioned(data, loaded, day, client)
+    else:
+        result = score_single(data, loaded, day)
     info = batch.RunInfo(model=model, model_version=loaded.version, data_sha256=fingerprint["sha256"],
-                         as_of=day.to_pydatetime(), started_at=started, ran_by=ran_by(), executor="single process",
+                         as_of=day.to_pydatetime(), started_at=started, ran_by=ran_by(), executor=how,
                          code_version=code_version(), not_scorable=dict(sorted(result.not_scorable.items())))
     run_id = None
     if url is not None:

@@ -22,7 +22,7 @@ from umrisk.serving.cases.models import BatchRun, BatchScore
 from umrisk.serving.cases.repository import CaseStore, utcnow
 
 CHUNK = 5000
-SCORE_COLUMNS = ("member_id", "as_of", "probability", "tier", "percentile", "reasons")
+SCORE_COLUMNS = ("member_id", "as_of", "probability", "tier", "percentile", "reasons", "hospice", "line_of_business")
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,12 @@ class RunInfo:
 
 
 def _records(scores: pd.DataFrame, run_id: int, model: str) -> Iterator[dict]:
-    for r in scores[list(SCORE_COLUMNS)].itertuples(index=False):
+    for r in scores.reindex(columns=list(SCORE_COLUMNS)).itertuples(index=False):
         yield {"run_id": run_id, "model": model, "member_id": str(r.member_id),
                "as_of": pd.Timestamp(r.as_of).to_pydatetime(), "probability": float(r.probability),
-               "tier": str(r.tier), "percentile": float(r.percentile), "reasons": list(r.reasons)}
+               "tier": str(r.tier), "percentile": float(r.percentile), "reasons": list(r.reasons),
+               "hospice": None if pd.isna(r.hospice) else bool(r.hospice),
+               "line_of_business": None if pd.isna(r.line_of_business) else str(r.line_of_business)}
 
 
 def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
@@ -83,7 +85,8 @@ def _publish(conn: Connection, run_id: int, info: RunInfo, rows: int) -> list[in
 
 
 def write_run(cases: CaseStore, info: RunInfo, scores: pd.DataFrame, chunk: int = CHUNK) -> int:
-    """Write a run's scores (one row per member: ``SCORE_COLUMNS``) and publish it, superseding the current run
+    """Write a run's scores (one row per member: ``SCORE_COLUMNS``; ``hospice`` and ``line_of_business`` may be
+    missing) and publish it, superseding the current run
     of the same model and scoring date; return the run's id."""
     engine = cases.engine
     with engine.begin() as conn:
@@ -118,7 +121,8 @@ def _score_dict(s: BatchScore, r: BatchRun) -> dict:
     """A batch score in the service's shape, with the run's version and store fingerprint."""
     return {"member_id": s.member_id, "model": s.model, "model_version": r.model_version, "as_of": s.as_of,
             "probability": s.probability, "tier": s.tier, "percentile": s.percentile, "reasons": s.reasons or [],
-            "run_id": r.id, "run_as_of": r.as_of, "data_sha256": r.data_sha256}
+            "hospice": s.hospice, "line_of_business": s.line_of_business, "run_id": r.id, "run_as_of": r.as_of,
+            "data_sha256": r.data_sha256}
 
 
 def _latest_run_id(model: str):

@@ -211,7 +211,9 @@ class BatchScore(Base):
     """A member's score in a batch run, as the service returns it: the calibrated probability, the risk tier,
     the percentile among the run's members and the top reasons (``[{"feature", "text", "value",
     "contribution"}]``). ``as_of`` is the point scored: the run's date, or for a discharge model the index
-    discharge. ``model`` repeats the run's so one member's latest score is one index look-up."""
+    discharge. ``model`` repeats the run's so one member's latest score is one index look-up. For a model whose
+    task ranks members for outreach, ``hospice`` and ``line_of_business`` are what the outreach list filters on
+    at the run's date (None for other models)."""
 
     __tablename__ = "batch_scores"
     __table_args__ = (Index("ix_batch_scores_model_member", "model", "member_id"),
@@ -224,3 +226,5 @@ class BatchScore(Base):
     tier: Mapped[str] = mapped_column(String(32))
     percentile: Mapped[float] = mapped_column(Float)
     reasons: Mapped[list] = mapped_column(JSON, default=list)
+    hospice: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    line_of_business: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -45,7 +45,7 @@ def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
     a, b = a[cols].reset_index(drop=True), b[cols].reset_index(drop=True)
     assert a["member_id"].astype(str).tolist() == b["member_id"].astype(str).tolist()
     assert (pd.to_datetime(a["as_of"]) == pd.to_datetime(b["as_of"])).all()
-    for c in ("probability", "percentile", "tier"):
+    for c in ("probability", "percentile", "tier", "hospice", "line_of_business"):
         assert a[c].tolist() == b[c].tolist(), c
     assert a["reasons"].tolist() == b["reasons"].tolist()
 
@@ -98,6 +98,12 @@ def test_batch_scores_equal_the_service_scorer(client, batch_run):
             assert (row["probability"], row["tier"], row["percentile"]) == (x["probability"], x["tier"],
                                                                              x["percentile"])
             assert row["reasons"] == x["reasons"] and pd.Timestamp(row["as_of"]) == pd.Timestamp(x["as_of"])
+    # what the outreach list filters on, for the model that ranks members for outreach (None for the other)
+    facts = scorer.population.set_index("member_id")
+    rows = _parquet(batch_run["root"] / "admission_180d.parquet").set_index("member_id")
+    assert rows["hospice"].tolist() == facts.loc[rows.index, "hospice"].tolist()
+    assert rows["line_of_business"].tolist() == facts.loc[rows.index, "line_of_business"].tolist()
+    assert _parquet(batch_run["root"] / "readmission_30d.parquet")["hospice"].isna().all()
 
 
 def test_not_scorable_members_are_counted_by_the_services_reason(client, batch_run):
@@ -231,3 +237,22 @@ def test_errors_are_one_line_and_exit_2(served, tmp_path, args, words):
                             f"sqlite:///{tmp_path / 'c.db'}"])
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert words in r.output
+
+
+def test_a_store_where_nobody_can_be_scored_counts_everyone(client, served):
+    """A partition may hold nobody the task can score: its members are counted by reason, not refused."""
+    from umrisk.features.store import load_store
+    from umrisk.serving.api import app as api
+    from umrisk.training.score_batch import combine, score_store
+
+    state = api.state.umrisk
+    members = state.scorer.population["member_id"].tolist()
+    nobody = [x["member_id"] for x in state.scorer.score("readmission_30d", members)
+              if x.get("not_scorable") == "no discharge"][:25]
+    store = load_store(served["store"])
+    sub = {t: df[df["member_id"].astype(str).isin(nobody)] for t, df in store.items()}
+    part = score_store(sub, state.models["readmission_30d"], state.scorer.as_of)
+    assert len(part.rows) == 0 and part.not_scorable == Counter({"no discharge": 25})
+    whole = combine([part, part])
+    assert len(whole.rows) == 0 and whole.not_scorable == Counter({"no discharge": 50})
+    assert set(whole.rows.columns) == set(batch.SCORE_COLUMNS)
