@@ -112,11 +112,12 @@ def _read(paths: CachePaths, data_dir: Path) -> _train.Table | None:
     return _train.Table(frame, meta["features"], meta["categorical"], _cohort(meta["cohort"]), Path(data_dir), demo)
 
 
-def feature_table(data_dir: Path | str, spec: ModelSpec, fingerprint: dict | None = None) -> tuple[_train.Table, bool]:
+def feature_table(data_dir: Path | str, spec: ModelSpec, fingerprint: dict | None = None, client=None,
+                  progress=None) -> tuple[_train.Table, bool]:
     """The spec's table on the store, from the cache when it is there, else built and cached.
 
     Returns the table and whether it came from the cache. ``fingerprint`` (``data_fingerprint(data_dir)``)
-    may be passed when the caller has it already.
+    may be passed when the caller has it already; with a Dask ``client`` the table is built on it.
     """
     data_dir = Path(data_dir)
     sha = (fingerprint or data_fingerprint(data_dir))["sha256"]
@@ -124,6 +125,6 @@ def feature_table(data_dir: Path | str, spec: ModelSpec, fingerprint: dict | Non
     cached = _read(paths, data_dir)
     if cached is not None:
         return cached, True
-    table = _train.build_table(data_dir, spec)
+    table = _train.build_table(data_dir, spec, client, progress)
     _save(table, paths, spec, sha)
     return table, False

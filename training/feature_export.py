@@ -37,11 +37,13 @@ def export_path(out: Path | None, data: Path, model: str, single: bool) -> Path:
     return (out or data / "features") / f"{model}.parquet"
 
 
-def export_features(spec: ModelSpec, data: Path, out: Path, fingerprint: dict | None = None) -> Exported:
+def export_features(spec: ModelSpec, data: Path, out: Path, fingerprint: dict | None = None, client=None,
+                    progress=None) -> Exported:
     """Write the spec's points, labels and features to ``out`` (categories as plain strings, so the file reads
-    back the same everywhere and feeds a registered model) and the cohort report beside it."""
+    back the same everywhere and feeds a registered model) and the cohort report beside it. With a Dask
+    ``client`` the table is built on it, partition by partition."""
     start = time.perf_counter()
-    table, cached = feature_table(data, spec, fingerprint)
+    table, cached = feature_table(data, spec, fingerprint, client, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.frame.astype({c: "str" for c in table.categorical}).to_parquet(out, index=False)
     report_path = out.with_suffix(".cohort.json")

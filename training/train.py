@@ -44,7 +44,15 @@ class Table:
     demographics: pd.DataFrame | None = None  # race_ethnicity etc. for subgroups, aligned with frame
 
 
-def build_table(data_dir: Path | str, spec: ModelSpec) -> Table:
+def build_table(data_dir: Path | str, spec: ModelSpec, client=None, progress=None) -> Table:
+    """The spec's table; with a Dask ``client``, built partition by partition (``features.distributed``, the
+    same table; ``progress`` told each finished partition)."""
+    if client is not None:
+        from umrisk.features.distributed import build_table as build_partitioned
+
+        fs = feature_set(spec)
+        t = build_partitioned(data_dir, spec, client, ["race_ethnicity"], progress)
+        return Table(t.frame, fs.names, fs.categorical, t.cohort, Path(data_dir), t.members)
     store = load_store(data_dir)
     points, report = task_for(spec).cohort(store, spec)
     frame = build_features(store, points, spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -64,7 +65,8 @@ def _one_line_errors() -> Iterator[None]:
         _fail(str(err))
 
 
-def _generate(members: int, years: int, seed: int, out: Path, workers: int, scenario: str | None = None) -> dict:
+def _generate(members: int, years: int, seed: int, out: Path, workers: int, scenario: str | None = None,
+              partitions: int | None = None) -> dict:
     from tqdm import tqdm
 
     from umrisk.demo import generate_store
@@ -74,11 +76,12 @@ def _generate(members: int, years: int, seed: int, out: Path, workers: int, scen
         if scenario:
             try:
                 summary, text = generate_scenario_store(members, years, seed, out, scenario, workers,
-                                                        progress=bar.update)
+                                                        progress=bar.update, partitions=partitions)
             except ValueError as err:
                 _fail(str(err))
         else:
-            summary, text = generate_store(members, years, seed, out, workers, progress=bar.update)
+            summary, text = generate_store(members, years, seed, out, workers, progress=bar.update,
+                                           partitions=partitions)
     typer.echo(text)
     typer.echo(f"Wrote {out} in {summary['seconds']:.1f} s (summary in {out / 'generation_summary.json'}).")
     return summary
@@ -93,9 +96,29 @@ def data_generate(
     workers: Annotated[int, typer.Option(min=1, help="Processes (blocks are independent).")] = 1,
     scenario: Annotated[str | None, typer.Option(help="A known drift from six months before the end: coding_change, "
                                                       "new_population or care_program (truth/scenario.json).")] = None,
+    partitions: Annotated[int | None, typer.Option(min=1, help="Member partitions of the store (default: one per "
+                                                               "50,000 members).")] = None,
 ) -> None:
     """Generate a synthetic population with known risks, and print its realism summary."""
-    _generate(members, years, seed, out, workers, scenario)
+    _generate(members, years, seed, out, workers, scenario, partitions)
+
+
+@data_app.command("repartition")
+def data_repartition(
+    src: Annotated[Path, typer.Argument(help="Folder of the store to convert (left unchanged).")],
+    out: Annotated[Path, typer.Option(help="New folder for the partitioned store (must not exist or be empty).")],
+    partitions: Annotated[int | None, typer.Option(min=1, help="Member partitions (default: one per 50,000 "
+                                                               "members).")] = None,
+) -> None:
+    """Write a store (e.g. one in the old layout) into a new folder partitioned by member, table by table."""
+    from umrisk.features.partition import repartition
+
+    try:
+        manifest = repartition(src, out, partitions,
+                               progress=lambda table, rows: typer.echo(f"  {table:<16}{rows:>14,} rows"))
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        _fail(str(err))
+    typer.echo(f"Wrote {out} in {manifest.partitions} member partitions ({manifest.hash} of {manifest.key}).")
 
 
 @data_app.command("validate")
@@ -138,25 +161,65 @@ def features_build(
     data: Annotated[Path, typer.Option(help="Folder of the history store.")],
     out: Annotated[Path | None, typer.Option(help="A Parquet file (one model) or a folder for MODEL.parquet "
                                                   "files (default: the store's features folder).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Build partition by partition on a local Dask "
+                                                            "cluster of N worker processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Build partition by partition on an existing Dask "
+                                                       "cluster (its scheduler address, tcp://HOST:8786).")] = None,
 ) -> None:
     """Build each model's cohort, labels and features once (cached in the store for training); write them as
-    Parquet with a cohort report."""
-    from umrisk.training.feature_export import export_features, export_path
+    Parquet with a cohort report. With --workers or --scheduler, on Dask (the same table)."""
+    from umrisk.training.feature_export import export_path
     from umrisk.training.lineage import data_fingerprint
 
     specs = [_spec_or_exit(m) for m in models]
     if not data.is_dir():
         _fail(f"{data}: no such store folder")
+    if workers and scheduler:
+        _fail("give --workers or --scheduler, not both")
     try:
         paths = [export_path(out, data, s.name, len(specs) == 1) for s in specs]
     except ValueError as err:
         _fail(str(err))
     fingerprint = data_fingerprint(data)
-    for spec, path in zip(specs, paths, strict=True):
-        e = export_features(spec, data, path, fingerprint)
-        typer.echo(e.cohort_text)
-        typer.echo(f"Wrote {e.rows:,} points x {e.features} features to {e.path} in {e.seconds:.1f} s "
-                   f"({'from the cache' if e.cached else 'built'}; cohort report: {e.cohort_report}).")
+    with _dask_client(data, workers, scheduler) as client:
+        for spec, path in zip(specs, paths, strict=True):
+            _build_features(spec, data, path, fingerprint, client)
+
+
+@contextlib.contextmanager
+def _dask_client(data: Path, workers: int | None, scheduler: str | None) -> Iterator:
+    """A Dask client for --workers/--scheduler (None without them); a store not partitioned by member fails."""
+    if not (workers or scheduler):
+        yield None
+        return
+    from umrisk.features.distributed import dask_client
+    from umrisk.features.partition import partitions
+
+    try:
+        partitions(data)
+    except ValueError as err:
+        _fail(str(err))
+    stack = contextlib.ExitStack()
+    try:
+        client = stack.enter_context(dask_client(workers, scheduler))
+    except OSError as err:
+        _fail(f"--scheduler {scheduler}: cannot connect ({err})")
+    with stack:
+        yield client
+
+
+def _build_features(spec, data: Path, path: Path, fingerprint: dict, client) -> None:
+    from tqdm import tqdm
+
+    from umrisk.features.partition import partitions
+    from umrisk.training.feature_export import export_features
+
+    total = len(partitions(data)) if client is not None else None
+    with tqdm(total=total, unit="partition", desc=spec.name, dynamic_ncols=True, disable=client is None) as bar:
+        e = export_features(spec, data, path, fingerprint, client, bar.update)
+    typer.echo(e.cohort_text)
+    typer.echo(f"Wrote {e.rows:,} points x {e.features} features to {e.path} in {e.seconds:.1f} s "
+               f"({'from the cache' if e.cached else 'built'}; cohort report: {e.cohort_report}).")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -352,6 +415,8 @@ def train_table(
     group: Annotated[str | None, typer.Option(help="Column of the member or patient id (no group on both "
                                                    "sides of the split).")] = None,
     time: Annotated[str | None, typer.Option(help="Column of the prediction time (later rows test).")] = None,
+    order: Annotated[str | None, typer.Option(help="Column that orders a group's rows when there is no time "
+                                                   "(an encounter number): adds how many rows came before.")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Columns to leave out (repeatable).")] = None,
     name: Annotated[str | None, typer.Option(help="Model name (default: the file name).")] = None,
     reports: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports"),
@@ -363,7 +428,7 @@ def train_table(
     from umrisk.training.table import train_table as run
 
     try:
-        r = run(table, label, name, group, time, exclude, positive, reports, tracking_uri)
+        r = run(table, label, name, group, time, exclude, positive, reports, tracking_uri, order=order)
     except TableError as err:
         _fail(str(err))
     if as_json:
@@ -573,6 +638,52 @@ def _database_url_or_fail(url: str | None, store: Path | None) -> str:
         return database_url(url, store)
     except DatabaseError as err:
         _fail(str(err))
+
+
+@app.command("score-batch")
+def score_batch(
+    model: Annotated[str, typer.Argument(help="Model spec name (a registered umrisk-MODEL).")],
+    data: Annotated[Path, typer.Option(help="Folder of the history store.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring date, YYYY-MM-DD (default: the store's "
+                                                               "last day, as the service).")] = None,
+    version: Annotated[str | None, typer.Option(help="Registered version number.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias (default: champion).")] = None,
+    url: DatabaseOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the rows to this Parquet file.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Score partition by partition on a local Dask "
+                                                            "cluster of this many worker processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Score on an existing Dask cluster: its scheduler's "
+                                                       "address (tcp://host:8786).")] = None,
+    tracking_uri: TrackingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score the store's whole eligible population with reasons into the case store (and Parquet), tagged with
+    the model version and the store fingerprint; a new run for the same model and date replaces the old one."""
+    from umrisk.serving.cases.db import DatabaseError
+    from umrisk.serving.scoring import OutOfRange
+    from umrisk.training.score_batch import BatchError
+    from umrisk.training.score_batch import score_batch as run
+
+    if version and alias:
+        _fail("give --version or --alias, not both")
+    if workers and scheduler:
+        _fail("give --workers or --scheduler, not both")
+    try:
+        day = None if as_of is None else datetime.date.fromisoformat(as_of)
+    except ValueError:
+        _fail(f"--as-of {as_of}: expected a date, YYYY-MM-DD")
+    with _one_line_errors():
+        try:
+            r = run(model, data, day, version, alias, url, out, tracking_uri, workers, scheduler)
+        except (BatchError, DatabaseError, OutOfRange) as err:
+            _fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(r, default=str))
+        return
+    skipped = ", ".join(f"{k} {v:,}" for k, v in r["not_scorable"].items()) or "none"
+    where = f"{r['database']} run {r['run_id']}" + (f" and {r['out']}" if r["out"] else "")
+    typer.echo(f"Scored {r['rows']:,} members with umrisk-{model} version {r['version']} on {r['as_of']} "
+               f"({r['executor']}) in {r['seconds']:.1f} s; not scorable: {skipped}; into {where}")
 
 
 @review_app.command("load")

@@ -32,13 +32,14 @@ def model_names(given: str | None = None) -> list[str]:
 
 
 def generate_store(members: int, years: int, seed: int, out: Path, workers: int = 1,
-                   progress: Callable[[int], None] | None = None) -> tuple[dict, str]:
+                   progress: Callable[[int], None] | None = None, partitions: int | None = None) -> tuple[dict, str]:
     """A synthetic population written to ``out`` with ``generation_summary.json``; the summary and its text."""
     from umrisk.features.synthetic.generate import GenerateConfig, generate
     from umrisk.features.synthetic.summary import realism, render
 
     start = time.perf_counter()
-    stats = generate(GenerateConfig(members=members, years=years, seed=seed, workers=workers), out, progress=progress)
+    cfg = GenerateConfig(members=members, years=years, seed=seed, workers=workers, partitions=partitions)
+    stats = generate(cfg, out, progress=progress)
     real = realism(stats)
     summary = {"members": members, "years": years, "seed": seed, "seconds": round(time.perf_counter() - start, 1),
                "rows": stats["rows"], "realism": real}

@@ -179,7 +179,7 @@ def read_truth(data_dir: Path | str) -> dict | None:
 
 
 def generate_scenario_store(members: int, years: int, seed: int, out: Path, name: str, workers: int = 1,
-                            progress=None) -> tuple[dict, str]:
+                            progress=None, partitions: int | None = None) -> tuple[dict, str]:
     """``umrisk data generate --scenario NAME``: the store with the scenario, its realism summary and text
     (``demo.generate_store`` with a scenario; it could take one and this would go)."""
     import time
@@ -188,7 +188,8 @@ def generate_scenario_store(members: int, years: int, seed: int, out: Path, name
     from umrisk.features.synthetic.summary import realism, render
 
     t0 = time.perf_counter()
-    cfg = GenerateConfig(members=members, years=years, seed=seed, workers=workers, scenario=name)
+    cfg = GenerateConfig(members=members, years=years, seed=seed, workers=workers, scenario=name,
+                         partitions=partitions)
     stats = generate(cfg, out, progress=progress)
     real = realism(stats)
     summary = {"members": members, "years": years, "seed": seed, "scenario": read_truth(out),

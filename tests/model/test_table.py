@@ -105,6 +105,10 @@ def test_a_table_without_the_model_columns_is_refused_by_name(trained, tmp_path)
     assert res.exit_code == 2 and "umrisk-nosuch" in res.output
     with pytest.raises(TableError, match="--positive"):
         train_table(root / "other.csv", "readmitted", tracking_uri=uri, settings=SMALL)
+    # the command line takes the order column too, and names it when the table lacks it
+    res = CliRunner().invoke(app, ["train-table", str(root / "other.csv"), "--label", "readmitted", "--positive",
+                                   "<30", "--group", "patient_nbr", "--order", "visit_number", "--tracking-uri", uri])
+    assert res.exit_code == 2 and "column 'visit_number' not in the table" in res.output
 
 
 def test_gate_values_on_the_run_and_the_version_and_the_lead_over_the_champion(trained):
