@@ -189,7 +189,6 @@ class Scorer:
     def score(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None = None, top: int = 3) -> list[dict]:
         """One entry per requested id, in order: a score, or an error for that member alone (unknown, or not
         scorable at the date by the model's task, with the reason). A date outside the data is OutOfRange."""
-        m = self.models[model]
         when = self.as_of if as_of is None else self.check_date(as_of)
         results: dict[str, dict] = {}
         known = self.index.known(member_ids)
@@ -198,24 +197,32 @@ class Scorer:
                 results[mid] = {"member_id": mid, "error": "unknown member", "not_scorable": "unknown member"}
         wanted = list(dict.fromkeys(mid for mid, ok in zip(member_ids, known, strict=True) if ok))
         if wanted:
-            if when == self.as_of:
-                c = self.cache[model]
-                rows = np.array([c["row"][mid] for mid in wanted if mid in c["row"]], dtype=int)
-                scored = self._explain(model, c["X"][rows], c["p"][rows], c["member_id"][rows], c["as_of"][rows],
-                                       top) if len(rows) else []
-                reasons = c["reasons"]
-            else:
-                sub = self.index.subset(wanted)
-                sc = task_for(m.spec).scorable(sub, m.spec, wanted, when)
-                scored = self._explain_frame(model, build_features(sub, sc.points, m.spec), top) \
-                    if len(sc.points) else []
-                reasons = sc.reasons
+            scored, reasons = (self._cached(model, wanted, top) if when == self.as_of
+                               else self._on_demand(model, wanted, when, top))
             for r in scored:
                 results[r["member_id"]] = r
             for mid in wanted:
                 if mid not in results:
                     results[mid] = self._not_scorable(mid, when, reasons.get(mid))
         return [results[mid] for mid in member_ids]
+
+    def _cached(self, model: str, wanted: list[str], top: int) -> tuple[list[dict], dict[str, tuple[str, str]]]:
+        """Known members at the scoring date: their rows of the population scored at start-up, and the reason
+        of each member the task could not score."""
+        c = self.cache[model]
+        rows = np.array([c["row"][mid] for mid in wanted if mid in c["row"]], dtype=int)
+        scored = self._explain(model, c["X"][rows], c["p"][rows], c["member_id"][rows], c["as_of"][rows],
+                               top) if len(rows) else []
+        return scored, c["reasons"]
+
+    def _on_demand(self, model: str, wanted: list[str], when: pd.Timestamp,
+                   top: int) -> tuple[list[dict], dict[str, tuple[str, str]]]:
+        """Known members at another date: their histories through the task and the features, as in training."""
+        m = self.models[model]
+        sub = self.index.subset(wanted)
+        sc = task_for(m.spec).scorable(sub, m.spec, wanted, when)
+        scored = self._explain_frame(model, build_features(sub, sc.points, m.spec), top) if len(sc.points) else []
+        return scored, sc.reasons
 
     def score_history(self, model: str, history: dict[str, pd.DataFrame], as_of: pd.Timestamp | None,
                       top: int = 3) -> list[dict]:

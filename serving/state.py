@@ -5,7 +5,11 @@ Configuration comes from the environment (``umrisk serve`` sets it): ``UMRISK_DA
 default beside it), ``MLFLOW_TRACKING_URI`` the registry, ``UMRISK_MAX_BATCH`` and ``UMRISK_MAX_BODY_BYTES``
 the request limits, ``UMRISK_RATE_LIMIT`` the requests a minute per token, ``UMRISK_MODELS`` the models,
 ``UMRISK_DATABASE_URL`` the case store (default: an SQLite file ``<store>/service/cases.db``), whose schema is
-upgraded in place at start-up.
+upgraded in place at start-up, and ``UMRISK_SCORES`` where scores come from: ``batch`` the latest runs of
+``umrisk score-batch`` in the case store, with members' histories read on demand from the partitioned store (no
+population in memory: ``serving.batch_scorer``); ``population`` the whole store loaded and scored at start-up
+(``serving.scoring``); ``auto`` (the default) batch when every served model has a run of its champion version,
+else population, saying why.
 
 Start-up refuses (``StartupError``, one message naming the file or table) a store missing a table the models
 need, a malformed token file, and an audit log that is torn or does not match its signed checkpoint.
@@ -25,6 +29,7 @@ from umrisk.features.spec import spec_names
 from umrisk.features.store import load_store
 from umrisk.serving.audit import AuditError, AuditLog
 from umrisk.serving.auth import TokenFileError, TokenStore
+from umrisk.serving.batch_scorer import BatchScorer, NoBatch
 from umrisk.serving.cases.db import DatabaseError, database_url
 from umrisk.serving.cases.repository import CaseStore
 from umrisk.serving.ratelimit import FailedAuthThrottle, RateLimiter
@@ -56,6 +61,7 @@ class Settings:
     rate_limit: int = 600
     audit_key: Path | None = None
     database_url: str | None = None  # None: UMRISK_DATABASE_URL, else SQLite beside the store
+    scores: str = "auto"  # batch, population or auto (batch when it can be served)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,7 +75,17 @@ class Settings:
                    models=tuple(m for m in env.get("UMRISK_MODELS", "").split(",") if m),
                    rate_limit=_positive(env, "UMRISK_RATE_LIMIT", 600),
                    audit_key=Path(env["UMRISK_AUDIT_KEY"]) if env.get("UMRISK_AUDIT_KEY") else None,
-                   database_url=env.get("UMRISK_DATABASE_URL") or None)
+                   database_url=env.get("UMRISK_DATABASE_URL") or None, scores=_scores(env))
+
+
+SCORES = ("auto", "batch", "population")
+
+
+def _scores(env) -> str:
+    raw = env.get("UMRISK_SCORES", "") or "auto"
+    if raw not in SCORES:
+        raise StartupError(f"UMRISK_SCORES={raw!r}: expected one of {', '.join(SCORES)}")
+    return raw
 
 
 def _positive(env, name: str, default: int) -> int:
@@ -175,15 +191,32 @@ class ServiceState:
         tokens, audit = preflight(settings)
         cases = open_cases(settings)
         models = load_champions(settings)
-        store = load_store(settings.data)
-        scorer = Scorer(store, models)
+        scorer = service_scorer(settings, models, cases)
         state = cls(settings, scorer, tokens, audit, models, RateLimiter(settings.rate_limit), FailedAuthThrottle(),
                     cases)
         log.info("case store: %s", cases.url)
-        log.info("umrisk service ready: %s; scoring date %s; population scored at start-up: %s",
-                 ", ".join(f"{n} v{m.version}" for n, m in models.items()), scorer.as_of.date(),
-                 {n: len(c["p"]) for n, c in scorer.cache.items()})
+        log.info("umrisk service ready: %s; scoring date %s", ", ".join(f"{n} v{m.version}" for n, m in models.items()),
+                 scorer.as_of.date())
         return state
+
+
+def service_scorer(settings: Settings, models: dict[str, LoadedModel], cases: CaseStore) -> Scorer:
+    """Where the service's scores come from (``Settings.scores``): the batch job's runs in the case store, or the
+    population scored at start-up. ``StartupError`` when batch is asked for and cannot be served."""
+    if settings.scores != "population":
+        try:
+            scorer = BatchScorer(settings.data, models, cases)
+        except NoBatch as err:
+            if settings.scores == "batch":
+                raise StartupError(str(err)) from err
+            log.warning("not serving batch scores: %s; scoring the whole population at start-up instead", err)
+        else:
+            log.info("serving batch scores: %s (no population in memory)",
+                     ", ".join(f"{n} run {r['run_id']} of {r['rows']} members" for n, r in scorer.runs.items()))
+            return scorer
+    scorer = Scorer(load_store(settings.data), models)
+    log.info("population scored at start-up: %s", {n: len(c["p"]) for n, c in scorer.cache.items()})
+    return scorer
 
 
 def scorer_for(store: Path, tracking_uri: str | None = None) -> Scorer:

@@ -1,0 +1,203 @@
+"""The service's scorer when ``umrisk score-batch`` has run: no population in memory.
+
+At start-up it reads, for each served model, the latest published batch run in the case store (it must be the
+champion version being served, and every model's run must be for the same date) and only the sorted
+probabilities of that run (for percentiles). At the run's date a member's score, tier, percentile and reasons
+are the run's row, one indexed look-up; at any other date, and for members the run did not score, the member's
+history is read from the partitioned store (``serving.histories``) and goes through the same task and features
+as the batch job and training. The outreach list is the run's top rows, filtered in the database. The store's
+first and last day come from the Parquet files' column statistics, not from reading the rows.
+
+A start-up that cannot serve from the batch (no run, a run of another version, runs for different dates, a
+store not partitioned by member) raises ``NoBatch`` with the reason; ``serving.state`` then says so and scores
+the population at start-up instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from sqlalchemy import func, select
+
+from umrisk.features.cohorts import data_end, data_start
+from umrisk.features.schema import read_table, table_files
+from umrisk.features.store import load_store
+from umrisk.serving.cases import batch
+from umrisk.serving.cases.models import BatchScore
+from umrisk.serving.cases.repository import CaseStore
+from umrisk.serving.histories import NotPartitioned, PartitionedHistories
+from umrisk.serving.reasons import Explainer
+from umrisk.serving.scoring import OPEN_STATUSES, LoadedModel, Scorer
+
+log = logging.getLogger("umrisk.serving")
+TOP_STORED = 3  # reasons kept per batch row (training.score_batch); a request for more is computed on demand
+
+
+class NoBatch(RuntimeError):
+    """The batch job's scores cannot be served; the message says why and what to run."""
+
+
+def _column_bound(files: list[Path], column: str, end: str) -> pd.Timestamp | None:
+    """The smallest (``end="min"``) or largest value of ``column`` over ``files``, from the row groups'
+    statistics; None when a file has none (then the caller reads the column)."""
+    found = []
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        idx = meta.schema.to_arrow_schema().get_field_index(column)
+        for g in range(meta.num_row_groups):
+            if meta.row_group(g).num_rows == 0:
+                continue
+            st = meta.row_group(g).column(idx).statistics
+            if st is None or not st.has_min_max:
+                return None
+            found.append(pd.Timestamp(getattr(st, end)))
+    if not found:
+        return pd.NaT
+    return min(found) if end == "min" else max(found)
+
+
+def store_dates(data: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last day of the store, as ``features.cohorts.data_start``/``data_end`` define them."""
+    enc, enr = table_files(data, "encounters"), table_files(data, "enrollment")
+    bounds = [_column_bound(enc, "admit_time", "min"), _column_bound(enc, "admit_time", "max"),
+              _column_bound(enr, "start_date", "min"), _column_bound(enr, "end_date", "max")]
+    if any(b is None for b in bounds):  # no statistics: read the two tables' date columns
+        frames = {"encounters": read_table(data, "encounters", ["admit_time"]),
+                  "enrollment": read_table(data, "enrollment", ["start_date", "end_date"])}
+    else:
+        frames = {"encounters": pd.DataFrame({"admit_time": pd.Series([bounds[0], bounds[1]], dtype="datetime64[us]")}),
+                  "enrollment": pd.DataFrame({"start_date": pd.Series([bounds[2]], dtype="datetime64[us]"),
+                                              "end_date": pd.Series([bounds[3]], dtype="datetime64[us]")})}
+    return data_start(frames), data_end(frames) - pd.Timedelta(days=1)
+
+
+class BatchScorer(Scorer):
+    """``Scorer``'s interface over the batch job's latest runs and a partitioned store read one member at a time."""
+
+    def __init__(self, data: Path | str, models: dict[str, LoadedModel], cases: CaseStore):
+        self.data = Path(data)
+        self.models = models
+        self.cases = cases
+        try:
+            self.index = PartitionedHistories(self.data)
+        except NotPartitioned as err:
+            raise NoBatch(str(err)) from err
+        self.runs: dict[str, dict] = {}
+        for name, m in models.items():
+            run = batch.latest_run(cases, name)
+            if run is None:
+                raise NoBatch(f"umrisk-{name} has no batch scores in the case store: run "
+                              f"`umrisk score-batch {name} --data {self.data}`")
+            if run["model_version"] != m.version:
+                raise NoBatch(f"the latest batch scores of umrisk-{name} (run {run['run_id']}) are from version "
+                              f"{run['model_version']}, but the champion served is version {m.version}: run "
+                              f"`umrisk score-batch {name} --data {self.data}`")
+            self.runs[name] = run
+        dates = {pd.Timestamp(r["as_of"]).normalize() for r in self.runs.values()}
+        if len(dates) != 1:
+            raise NoBatch("the latest batch runs are for different dates ("
+                          + ", ".join(f"{n} {pd.Timestamp(r['as_of']).date()}" for n, r in self.runs.items())
+                          + "): score every model for the same --as-of")
+        self.as_of = dates.pop()
+        self.first_day, self.last_day = store_dates(self.data)
+        self._store: dict[str, pd.DataFrame] | None = None  # nothing of the population is held
+        self.cache = {}
+        self.explainers = {name: Explainer.from_catalog(m.wrapped.risk_model.features, m.catalog,
+                                                        m.wrapped.risk_model.levels_) for name, m in models.items()}
+        self.pop_scores = {name: self._run_probabilities(run["run_id"]) for name, run in self.runs.items()}
+        self.not_scorable = {name: dict(run["not_scorable"]) for name, run in self.runs.items()}
+
+    def _run_probabilities(self, run_id: int) -> np.ndarray:
+        with self.cases.engine.connect() as conn:
+            p = conn.execute(select(BatchScore.probability).where(BatchScore.run_id == run_id)).scalars().all()
+        return np.sort(np.asarray(p, dtype=float))
+
+    @property
+    def store(self) -> dict[str, pd.DataFrame]:
+        """The whole store, loaded on first use: only the managers' utilization dashboard asks for it (its
+        figures are sums over the population, not yet computed by the batch job)."""
+        if self._store is None:
+            log.warning("the utilization dashboard loads the whole history store into this worker")
+            self._store = load_store(self.data)
+        return self._store
+
+    @property
+    def population(self) -> pd.DataFrame:
+        raise AttributeError("a service serving batch scores holds no population")
+
+    def _rows(self, model: str, member_ids: list[str]) -> dict[str, dict]:
+        """The run's rows of ``member_ids`` in the service's shape."""
+        run = self.runs[model]
+        q = select(BatchScore).where(BatchScore.run_id == run["run_id"], BatchScore.member_id.in_(member_ids))
+        with self.cases.session() as s:
+            return {r.member_id: self._shaped(model, r) for r in s.scalars(q)}
+
+    def _shaped(self, model: str, r: BatchScore, top: int = TOP_STORED) -> dict:
+        return {"member_id": r.member_id, "model": model, "model_version": self.runs[model]["model_version"],
+                "as_of": pd.Timestamp(r.as_of).to_pydatetime(), "probability": r.probability, "tier": r.tier,
+                "percentile": r.percentile, "reasons": list(r.reasons or [])[:top]}
+
+    def _cached(self, model: str, wanted: list[str], top: int) -> tuple[list[dict], dict[str, tuple[str, str]]]:
+        """The run's rows; members it did not score (and requests for more reasons than it keeps) on demand."""
+        if top > TOP_STORED:
+            return self._on_demand(model, wanted, self.as_of, top)
+        found = self._rows(model, wanted)
+        scored = [{**r, "reasons": r["reasons"][:top]} for r in found.values()]
+        rest = [mid for mid in wanted if mid not in found]
+        reasons: dict[str, tuple[str, str]] = {}
+        if rest:
+            more, reasons = self._on_demand(model, rest, self.as_of, top)
+            scored += more
+        return scored, reasons
+
+    # ------------------------------------------------------------------ review queue
+    def open_cases(self) -> pd.DataFrame:
+        """The open review requests of the store's ``review_requests`` table (read filtered, not held)."""
+        files = table_files(self.data, "review_requests")
+        if not files:
+            return _typed_cases(read_table(self.data, "review_requests"))
+        frames = [pq.read_table(f, filters=[("status", "in", list(OPEN_STATUSES))]).to_pandas() for f in files]
+        return _typed_cases(pd.concat(frames, ignore_index=True))
+
+    # ------------------------------------------------------------------ outreach
+    def outreach(self, capacity: int, line_of_business: str | None, contacted: set[str],
+                 model: str | None = None, top: int = 3) -> dict:
+        """The run's top ``capacity`` members out of hospice (optionally of one line of business, not contacted
+        lately), chosen in the database; the counts of those left out, by reason."""
+        model = self.outreach_model(model)
+        run_id = self.runs[model]["run_id"]
+        base = [BatchScore.run_id == run_id]
+        with self.cases.session() as s:
+            def count(*where) -> int:
+                return int(s.scalar(select(func.count()).select_from(BatchScore).where(*base, *where)))
+
+            excluded = {**self.not_scorable[model], "hospice": count(BatchScore.hospice.is_(True))}
+            keep = [BatchScore.hospice.is_not(True)]
+            if line_of_business:
+                other = BatchScore.line_of_business != line_of_business
+                excluded["other line of business"] = count(*keep, other)
+                keep.append(BatchScore.line_of_business == line_of_business)
+            if contacted:
+                hit = BatchScore.member_id.in_(sorted(contacted))
+                excluded["contacted recently"] = count(*keep, hit)
+                keep.append(~hit)
+            eligible = count(*keep)
+            q = (select(BatchScore).where(*base, *keep)
+                 .order_by(BatchScore.probability.desc(), BatchScore.member_id).limit(capacity))
+            chosen = list(s.scalars(q))
+            rows = []
+            for rank, r in enumerate(chosen, start=1):
+                row = self._shaped(model, r, top)
+                row["rank"] = rank
+                row["line_of_business"] = r.line_of_business or "unknown"
+                rows.append(row)
+        return {"model": model, "model_version": self.models[model].version, "as_of": self.as_of.to_pydatetime(),
+                "eligible": eligible, "excluded": excluded, "members": rows}
+
+
+def _typed_cases(rr: pd.DataFrame) -> pd.DataFrame:
+    return rr.astype({"member_id": "str", "service_type": "str", "urgency": "str", "code": "str"})

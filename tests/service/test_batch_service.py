@@ -1,0 +1,126 @@
+"""A service serving the batch job's scores: no population in memory, the same answers as a service that scores
+the population at start-up (scores, tiers, reasons, other dates, members it cannot score, outreach, the queue),
+and a start-up that says why when the batch cannot be served."""
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from tests.service.conftest import auth
+from umrisk.serving.api import app
+from umrisk.serving.batch_scorer import BatchScorer, NoBatch, store_dates
+from umrisk.serving.histories import PartitionedHistories
+from umrisk.serving.scoring import MemberIndex
+from umrisk.serving.state import ServiceState, StartupError
+from umrisk.training.score_batch import score_batch
+
+MODELS = ("admission_180d", "readmission_30d")
+
+
+@pytest.fixture(scope="module")
+def both(served, tmp_path_factory):
+    """Two services on the same store and champions: one scoring the population at start-up, one serving the
+    batch job's runs from its own case store."""
+    root = tmp_path_factory.mktemp("batch-service")
+    url = f"sqlite:///{root / 'cases.db'}"
+    for m in MODELS:
+        score_batch(m, served["store"], database=url, tracking_uri=served["uri"])
+    population = ServiceState.build(replace(served["settings"], scores="population",
+                                            database_url=f"sqlite:///{root / 'population.db'}"))
+    batch = ServiceState.build(replace(served["settings"], scores="batch", database_url=url))
+    return {"population": population, "batch": batch, "url": url, "root": root}
+
+
+def _members(both, n: int = 40) -> list[str]:
+    return both["population"].scorer.population["member_id"].tolist()[:n]
+
+
+def test_the_batch_service_holds_no_population(both):
+    s = both["batch"].scorer
+    assert isinstance(s, BatchScorer) and s._store is None and s.cache == {}
+    s.score("admission_180d", _members(both))
+    assert s._store is None  # scoring read the case store and single members' partitions, never the store
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_scores_tiers_and_reasons_equal_the_population_services(both, model):
+    scorable = [str(m) for m in both["population"].scorer.cache[model]["member_id"][:15]]
+    ids = [*_members(both, 25), *scorable, "no-such-member"]
+    a = both["population"].scorer.score(model, ids)
+    b = both["batch"].scorer.score(model, ids)
+    assert [r["member_id"] for r in a] == [r["member_id"] for r in b] == ids
+    assert sum("probability" in r for r in a) >= 15  # some scored, some not scorable: both kinds compared
+    assert a == b
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_another_date_reads_one_members_history_and_agrees(both, model):
+    pop = both["population"].scorer
+    day = pop.as_of - pd.Timedelta(days=200)
+    ids = [*_members(both, 10), *(str(m) for m in pop.cache[model]["member_id"][:10])]
+    assert both["batch"].scorer.score(model, ids, day) == pop.score(model, ids, day)
+    with pytest.raises(ValueError, match="outside the data"):
+        both["batch"].scorer.score(model, ids, pop.last_day + pd.Timedelta(days=1))
+
+
+def test_the_store_dates_come_from_file_statistics_and_match_reading_the_rows(both, served):
+    pop = both["population"].scorer
+    assert store_dates(served["store"]) == (pop.first_day, pop.last_day)
+    assert both["batch"].scorer.as_of == pop.as_of
+
+
+def test_one_members_rows_read_from_the_partitions_equal_the_in_memory_slice(both, served):
+    ids = _members(both, 3)
+    a = PartitionedHistories(served["store"]).subset(ids)
+    b = MemberIndex(both["population"].scorer.store).subset(ids)
+    for name in a:
+        left = a[name].astype({c: "str" for c in a[name].columns if a[name][c].dtype != b[name][c].dtype})
+        right = b[name].astype({c: "str" for c in b[name].columns if a[name][c].dtype != b[name][c].dtype})
+        pd.testing.assert_frame_equal(left.reset_index(drop=True), right.reset_index(drop=True), check_dtype=False)
+
+
+def test_the_review_queue_and_open_cases_agree(both):
+    pop, bat = both["population"].scorer, both["batch"].scorer
+    cases = pop.open_cases().reset_index(drop=True)
+    pd.testing.assert_frame_equal(bat.open_cases().reset_index(drop=True), cases, check_dtype=False,
+                                  check_categorical=False)
+    now = pop.as_of + pd.Timedelta(hours=8)
+    assert bat.review_queue(cases.head(30), now, 20) == pop.review_queue(cases.head(30), now, 20)
+
+
+def test_outreach_is_chosen_in_the_database_and_agrees(both):
+    pop, bat = both["population"].scorer, both["batch"].scorer
+    contacted = set(pop.outreach(5, None, set())["members"][i]["member_id"] for i in (0, 2))
+    for lob in (None, "medicare"):
+        a, b = pop.outreach(25, lob, contacted), bat.outreach(25, lob, contacted)
+        assert a["excluded"] == b["excluded"] and a["eligible"] == b["eligible"]
+        assert [r["member_id"] for r in a["members"]] == [r["member_id"] for r in b["members"]]
+        assert a["members"] == b["members"]
+
+
+def test_the_api_answers_the_same_from_the_batch(both, served):
+    body = {"model": "admission_180d", "member_ids": _members(both, 10)}
+    answers = []
+    for kind in ("population", "batch"):
+        app.state.umrisk = both[kind]
+        with TestClient(Starlette(routes=[Mount("/v1", app)])) as c:
+            r = c.post("/v1/score", json=body, headers=auth(served["tokens"]["reviewer"]))
+            assert r.status_code == 200, r.text
+            answers.append(r.json()["scores"])
+    assert answers[0] == answers[1]
+
+
+def test_a_start_up_that_cannot_serve_the_batch_says_why(both, served, tmp_path):
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    with pytest.raises(StartupError, match="no batch scores in the case store: run `umrisk score-batch"):
+        ServiceState.build(replace(served["settings"], scores="batch", database_url=empty))
+    auto = ServiceState.build(replace(served["settings"], scores="auto", database_url=empty))
+    assert not isinstance(auto.scorer, BatchScorer)  # auto falls back to scoring the population
+    models = both["batch"].models
+    other = {n: replace(m, version=str(int(m.version) + 1)) for n, m in models.items()}
+    with pytest.raises(NoBatch, match="are from version .* but the champion served is version"):
+        BatchScorer(served["store"], other, both["batch"].cases)
