@@ -48,15 +48,16 @@ def held_out_rows(table: Table, spec: ModelSpec) -> np.ndarray:
 
 
 def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking_uri: str | None = None,
-          spec: ModelSpec | None = None) -> dict:
-    """Build (or reuse) the feature table, split, tune, fit, calibrate, evaluate, log, register as challenger."""
+          spec: ModelSpec | None = None, client=None) -> dict:
+    """Build (or reuse) the feature table, split, tune, fit, calibrate, evaluate, log, register as challenger.
+    With a Dask ``client`` the table is built partition by partition on its cluster (the same table)."""
     registry.configure(tracking_uri)
     spec = spec or load_spec(model_name)
     data = require_store(data)
     seconds = {}
     t0 = time.perf_counter()
     fingerprint = data_fingerprint(data)
-    table, cached = feature_table(data, spec, fingerprint)
+    table, cached = feature_table(data, spec, fingerprint, client)
     seconds["features"] = time.perf_counter() - t0
     trained = fit_model(table, spec)
     seconds.update(trained.seconds)

@@ -246,6 +246,10 @@ def train(
     data: Annotated[Path, typer.Option(help="Folder of the history store.")],
     reports: Annotated[Path, typer.Option(help="Where reports and model cards go.")] = Path("reports"),
     tracking_uri: TrackingOpt = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Build the features on a Dask LocalCluster of N "
+                                                            "workers, partition by partition.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Build the features on an existing Dask cluster "
+                                                       "(tcp://HOST:PORT).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Build features (or reuse the store's cached table), split by time and member, tune, fit, calibrate,
@@ -253,8 +257,10 @@ def train(
     from umrisk.training import commands
 
     _spec_or_exit(model)
-    with _one_line_errors():
-        result = commands.train(model, data, reports, tracking_uri)
+    if workers and scheduler:
+        _fail("give --workers or --scheduler, not both")
+    with _dask_client(data, workers, scheduler) as client, _one_line_errors():
+        result = commands.train(model, data, reports, tracking_uri, client=client)
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return

@@ -52,3 +52,28 @@ def test_report_steps_add_up_except_the_shared_calendar():
     merged = merge_reports([a, b], pd.Series([1, 0, 0, 0], dtype="int8"))
     assert merged.steps == [("scoring dates (25)", 25), ("members", 15)]
     assert merged.notes == [("died", 2)] and merged.label_rate == 0.25
+
+
+def test_train_on_two_dask_workers_registers_the_single_process_model(store, client, tmp_path):
+    """`umrisk train --workers 2`: the features built on the cluster, then the same fit, so the same model."""
+    import shutil
+
+    import numpy as np
+
+    from tests.specs import quick
+    from umrisk.training import commands, registry
+
+    other = tmp_path / "copy"
+    shutil.copytree(store, other, ignore=shutil.ignore_patterns("features"))  # no cached table to reuse
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = quick("readmission_30d")
+    single = commands.train("readmission_30d", store, tmp_path / "r1", uri, spec=spec)
+    on_dask = commands.train("readmission_30d", other, tmp_path / "r2", uri, spec=spec, client=client)
+    assert not single["features_cached"] and not on_dask["features_cached"]
+    assert on_dask["test"] == single["test"] and on_dask["split"] == single["split"]
+    a = registry.load("readmission_30d", single["version"])[0]
+    b = registry.load("readmission_30d", on_dask["version"])[0]
+    frame = load_store(store)
+    points, _ = task_for(spec).cohort(frame, spec)
+    X = build_features(frame, points, spec)
+    np.testing.assert_array_equal(a.risk_model.predict_proba(X), b.risk_model.predict_proba(X))
