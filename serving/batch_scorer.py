@@ -82,27 +82,9 @@ class BatchScorer(Scorer):
         self.data = Path(data)
         self.models = models
         self.cases = cases
-        try:
-            self.index = PartitionedHistories(self.data)
-        except NotPartitioned as err:
-            raise NoBatch(str(err)) from err
-        self.runs: dict[str, dict] = {}
-        for name, m in models.items():
-            run = batch.latest_run(cases, name)
-            if run is None:
-                raise NoBatch(f"umrisk-{name} has no batch scores in the case store: run "
-                              f"`umrisk score-batch {name} --data {self.data}`")
-            if run["model_version"] != m.version:
-                raise NoBatch(f"the latest batch scores of umrisk-{name} (run {run['run_id']}) are from version "
-                              f"{run['model_version']}, but the champion served is version {m.version}: run "
-                              f"`umrisk score-batch {name} --data {self.data}`")
-            self.runs[name] = run
-        dates = {pd.Timestamp(r["as_of"]).normalize() for r in self.runs.values()}
-        if len(dates) != 1:
-            raise NoBatch("the latest batch runs are for different dates ("
-                          + ", ".join(f"{n} {pd.Timestamp(r['as_of']).date()}" for n, r in self.runs.items())
-                          + "): score every model for the same --as-of")
-        self.as_of = dates.pop()
+        self.runs = self.usable_runs(self.data, models, cases)
+        self.index = PartitionedHistories(self.data)
+        self.as_of = pd.Timestamp(next(iter(self.runs.values()))["as_of"]).normalize()
         self.first_day, self.last_day = store_dates(self.data)
         self._store: dict[str, pd.DataFrame] | None = None  # nothing of the population is held
         self.cache = {}
@@ -110,6 +92,33 @@ class BatchScorer(Scorer):
                                                         m.wrapped.risk_model.levels_) for name, m in models.items()}
         self.pop_scores = {name: self._run_probabilities(run["run_id"]) for name, run in self.runs.items()}
         self.not_scorable = {name: dict(run["not_scorable"]) for name, run in self.runs.items()}
+
+    @staticmethod
+    def usable_runs(data: Path, models: dict[str, LoadedModel], cases: CaseStore) -> dict[str, dict]:
+        """The latest run of each model, when they can be served together: ``NoBatch`` saying why not (a store
+        not partitioned by member, a model never scored in batch or scored by another version than the
+        champion, runs for different dates)."""
+        try:
+            PartitionedHistories(data)
+        except NotPartitioned as err:
+            raise NoBatch(str(err)) from err
+        runs: dict[str, dict] = {}
+        for name, m in models.items():
+            run = batch.latest_run(cases, name)
+            if run is None:
+                raise NoBatch(f"umrisk-{name} has no batch scores in the case store: run "
+                              f"`umrisk score-batch {name} --data {data}`")
+            if run["model_version"] != m.version:
+                raise NoBatch(f"the latest batch scores of umrisk-{name} (run {run['run_id']}) are from version "
+                              f"{run['model_version']}, but the champion served is version {m.version}: run "
+                              f"`umrisk score-batch {name} --data {data}`")
+            runs[name] = run
+        dates = {pd.Timestamp(r["as_of"]).normalize() for r in runs.values()}
+        if len(dates) != 1:
+            raise NoBatch("the latest batch runs are for different dates ("
+                          + ", ".join(f"{n} {pd.Timestamp(r['as_of']).date()}" for n, r in runs.items())
+                          + "): score every model for the same --as-of")
+        return runs
 
     def _run_probabilities(self, run_id: int) -> np.ndarray:
         with self.cases.engine.connect() as conn:

@@ -13,13 +13,24 @@ from __future__ import annotations
 import logging
 
 import bentoml
+from pydantic import BaseModel, Field
 
 from umrisk.serving.api import app, metrics_app
 from umrisk.serving.state import ServiceState, Settings
 from umrisk.serving.ui.app import ui_app
 
 
-@bentoml.service(name="umrisk", traffic={"timeout": 120}, workers=1, metrics={"enabled": False})
+class ServeArguments(BaseModel):
+    """What ``umrisk serve`` passes to ``bentoml serve --arg``: the number of worker processes. Each worker holds
+    the models and, serving batch scores, no population, so workers scale out without the store's memory."""
+
+    workers: int = Field(1, ge=1, le=64)
+
+
+arguments = bentoml.use_arguments(ServeArguments)
+
+
+@bentoml.service(name="umrisk", traffic={"timeout": 120}, workers=arguments.workers, metrics={"enabled": False})
 @bentoml.asgi_app(metrics_app(), path="/metrics")
 @bentoml.asgi_app(app, path="/v1")
 @bentoml.asgi_app(ui_app, path="/ui")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 
 from umrisk.features.schema import TABLES, table_files
 from umrisk.features.spec import spec_names
@@ -198,6 +199,20 @@ class ServiceState:
         log.info("umrisk service ready: %s; scoring date %s", ", ".join(f"{n} v{m.version}" for n, m in models.items()),
                  scorer.as_of.date())
         return state
+
+
+def batch_or_why(settings: Settings, models: dict[str, LoadedModel], cases: CaseStore) -> str:
+    """Where the service will take its scores from, in words (for ``umrisk serve`` to say before it starts);
+    ``StartupError`` when batch is asked for and cannot be served."""
+    if settings.scores == "population":
+        return "the population scored at start-up"
+    try:
+        runs = BatchScorer.usable_runs(settings.data, models, cases)
+    except NoBatch as err:
+        if settings.scores == "batch":
+            raise StartupError(str(err)) from err
+        return f"the population scored at start-up, because {err}"
+    return "batch scores of " + ", ".join(f"{n} {pd.Timestamp(r['as_of']).date()}" for n, r in runs.items())
 
 
 def service_scorer(settings: Settings, models: dict[str, LoadedModel], cases: CaseStore) -> Scorer:

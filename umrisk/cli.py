@@ -891,6 +891,11 @@ def serve(
     models: Annotated[list[str] | None, typer.Option("--model", help="A model to serve (repeatable; default: "
                                                                     "every spec that has a champion).")] = None,
     database_url: DatabaseOpt = None,
+    scores: Annotated[str, typer.Option(help="Where scores come from: batch (the latest umrisk score-batch runs in "
+                                             "the case store; no population in memory), population (the store "
+                                             "scored at start-up) or auto (batch when every model has a run of "
+                                             "its champion, else population).")] = "auto",
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (BentoML's).")] = 1,
 ) -> None:
     """Start the BentoML service with the champion version of each model; SIGINT or SIGTERM stops it all."""
     import sys
@@ -901,9 +906,11 @@ def serve(
     if not data.is_dir():
         _fail(f"{data}: no such store folder")
     from umrisk.serving.state import (
+        SCORES,
         NoChampion,
         Settings,
         StartupError,
+        batch_or_why,
         load_champions,
         no_token_warning,
         open_cases,
@@ -912,15 +919,19 @@ def serve(
     from umrisk.training import registry
     from umrisk.training.registry import RegistryError
 
+    if scores not in SCORES:
+        _fail(f"--scores {scores}: expected one of {', '.join(SCORES)}")
     uri = registry.configure(tracking_uri)
     settings = Settings(data=data.resolve(), tokens=tokens.resolve(), audit=audit.resolve(), tracking_uri=uri,
                         max_batch=max_batch, max_body_bytes=max_body_bytes, rate_limit=rate_limit,
                         audit_key=audit_key.resolve() if audit_key else None, models=tuple(models or ()),
-                        database_url=_database_url_or_fail(database_url, data.resolve()))
+                        database_url=_database_url_or_fail(database_url, data.resolve()), scores=scores)
     try:
         token_store, _ = preflight(settings)
-        open_cases(settings).dispose()  # created or upgraded here, so a problem shows before BentoML starts
+        cases = open_cases(settings)  # created or upgraded here, so a problem shows before BentoML starts
         champions = load_champions(settings)
+        source = batch_or_why(settings, champions, cases)
+        cases.dispose()
     except StartupError as err:
         _fail(str(err))
     except (NoChampion, RegistryError) as err:
@@ -928,17 +939,17 @@ def serve(
     if len(token_store) == 0:
         typer.echo(f"WARNING: {no_token_warning(settings.tokens)}", err=True)
     typer.echo("Serving " + ", ".join(f"umrisk-{n} version {m.version}" for n, m in champions.items())
-               + f" on http://{host}:{port}")
+               + f" on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}; {source})")
     env = {**os.environ, "UMRISK_DATA": str(settings.data), "UMRISK_TOKENS": str(settings.tokens),
            "UMRISK_AUDIT": str(settings.audit), "MLFLOW_TRACKING_URI": uri, "UMRISK_MAX_BATCH": str(max_batch),
            "UMRISK_MAX_BODY_BYTES": str(max_body_bytes), "UMRISK_RATE_LIMIT": str(rate_limit),
            "UMRISK_MODELS": ",".join(champions),  # the workers load exactly what was checked here
-           "UMRISK_DATABASE_URL": settings.database_url}
+           "UMRISK_DATABASE_URL": settings.database_url, "UMRISK_SCORES": scores}
     if settings.audit_key:
         env["UMRISK_AUDIT_KEY"] = str(settings.audit_key)
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     raise typer.Exit(_run_group([bentoml, "serve", "umrisk.serving.service:Umrisk", "--host", host, "--port",
-                                 str(port)], env))
+                                 str(port), "--arg", f"workers={workers}"], env))
 
 
 @app.command()

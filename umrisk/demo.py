@@ -95,6 +95,13 @@ def run_demo(out: Path, members: int, seed: int, models: list[str], reports: Pat
             echo("   " + line)
         echo(f"   champion: version {p['champion_after']}" + ("" if p["promoted"] else " (gates failed)"))
         result.promoted.append(p)
+    from umrisk.training.score_batch import score_batch
+
+    for model in (p["model"] for p in result.promoted if p.get("champion_after")):
+        echo(f"== Scoring the population with {model}'s champion (umrisk score-batch, into the case store)")
+        b = score_batch(model, out)
+        echo(f"   {b['rows']:,} members scored on {b['as_of']} in {b['seconds']:.1f} s (run {b['run_id']}); not "
+             "scorable: " + (", ".join(f"{k} {v:,}" for k, v in b["not_scorable"].items()) or "none"))
     return result
 
 

@@ -124,3 +124,51 @@ def test_a_start_up_that_cannot_serve_the_batch_says_why(both, served, tmp_path)
     other = {n: replace(m, version=str(int(m.version) + 1)) for n, m in models.items()}
     with pytest.raises(NoBatch, match="are from version .* but the champion served is version"):
         BatchScorer(served["store"], other, both["batch"].cases)
+
+
+def test_umrisk_serve_with_two_workers_serves_the_batch(both, served, tmp_path):
+    """A real `umrisk serve --workers 2 --scores batch`: it says where scores come from, runs two worker
+    processes, answers with the run's rows, and audits every score served."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+    import psutil
+
+    from tests.processes import free_port, wait_until_ready
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    s = served["settings"]
+    exe = Path(sys.executable).with_name("umrisk")
+    proc = subprocess.Popen([str(exe), "serve", "--data", str(s.data), "--port", str(port), "--tokens", str(s.tokens),
+                             "--audit", str(tmp_path / "audit.jsonl"), "--tracking-uri", served["uri"],
+                             "--database-url", both["url"], "--scores", "batch", "--workers", "2"],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            start_new_session=True)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", proc, log, 180)
+        text = log.read_text()
+        assert "(2 workers; batch scores of admission_180d" in text, text
+        ids = [str(m) for m in both["population"].scorer.cache["admission_180d"]["member_id"][:5]]
+        want = both["batch"].scorer.score("admission_180d", ids)
+        for _ in range(4):  # several requests, so both workers are likely to answer one
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/score", json={"model": "admission_180d", "member_ids": ids},
+                           headers=auth(served["tokens"]["reviewer"]), timeout=30)
+            assert r.status_code == 200, r.text
+            got = r.json()["scores"]
+            assert [(g["member_id"], g["probability"], g["tier"], g["reasons"]) for g in got] == \
+                [(w["member_id"], w["probability"], w["tier"], w["reasons"]) for w in want]
+        workers = [p for p in psutil.Process(proc.pid).children(recursive=True) if "umrisk" in " ".join(p.cmdline())]
+        assert len([p for p in workers if "--worker-id" in " ".join(p.cmdline())]) == 2, [p.cmdline() for p in workers]
+        from umrisk.serving.audit import AuditLog
+
+        log_of_both = AuditLog(tmp_path / "audit.jsonl")
+        log_of_both.check()  # two processes appended to one chain under its lock: it still verifies
+        assert sum(e["event"] == "served" for e in log_of_both.entries()) == 4 * len(ids)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
