@@ -4,7 +4,8 @@ A run is written in chunks (each one short transaction, so the service's own wri
 its status is ``writing``, then published by one transaction that makes it ``current`` and the current run of
 the same model and scoring date ``superseded``. Readers only read ``current`` runs, so they see the old run or
 the new one, never half of one. The superseded run's rows are then deleted in chunks; its ``batch_runs`` row
-stays as the record of what ran. A run that fails while writing is marked ``failed`` and its rows deleted.
+stays as the record of what ran. A run that fails while writing is marked ``failed`` and its rows deleted; one
+killed midway is found still ``writing`` by the model's next run a day or more later, and treated alike.
 
 A model's latest run is its current run with the latest scoring date (the newest of two published at once).
 """
@@ -22,6 +23,7 @@ from umrisk.serving.cases.models import BatchRun, BatchScore
 from umrisk.serving.cases.repository import CaseStore, utcnow
 
 CHUNK = 5000
+ABANDONED_AFTER = dt.timedelta(days=1)  # a run still writing after this long was killed midway
 SCORE_COLUMNS = ("member_id", "as_of", "probability", "tier", "percentile", "reasons", "hospice", "line_of_business")
 
 
@@ -105,9 +107,20 @@ def write_run(cases: CaseStore, info: RunInfo, scores: pd.DataFrame, chunk: int 
             conn.execute(update(BatchRun).where(BatchRun.id == run_id).values(status="failed", finished_at=utcnow()))
         _delete_rows(engine, run_id, chunk)
         raise
-    for gone in old:
+    for gone in old + _abandon(engine, info.model, info.started_at - ABANDONED_AFTER):
         _delete_rows(engine, gone, chunk)
     return run_id
+
+
+def _abandon(engine: Engine, model: str, before: dt.datetime) -> list[int]:
+    """Mark ``failed`` the model's runs still ``writing`` that started before ``before`` (a job killed midway
+    leaves one; readers never saw it) and return them, for their rows to be deleted."""
+    with engine.begin() as conn:
+        stale = conn.scalars(select(BatchRun.id).where(BatchRun.model == model, BatchRun.status == "writing",
+                                                       BatchRun.started_at < before)).all()
+        if stale:
+            conn.execute(update(BatchRun).where(BatchRun.id.in_(stale)).values(status="failed"))
+    return list(stale)
 
 
 def _run_dict(r: BatchRun) -> dict:

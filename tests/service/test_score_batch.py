@@ -23,6 +23,7 @@ postgres_url, sqlite_url = casedb.postgres_url, casedb.sqlite_url
 case_url, case_store = casedb.case_url, casedb.case_store
 runner = CliRunner()
 MODELS = ("admission_180d", "readmission_30d")
+DAY = pd.Timestamp("2025-06-01").to_pydatetime()  # naive UTC, the case store's convention
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +257,27 @@ def test_a_store_where_nobody_can_be_scored_counts_everyone(client, served):
     whole = combine([part, part])
     assert len(whole.rows) == 0 and whole.not_scorable == Counter({"no discharge": 50})
     assert set(whole.rows.columns) == set(batch.SCORE_COLUMNS)
+
+
+def test_a_run_killed_midway_is_cleared_by_the_next_run_a_day_later(case_store):
+    from sqlalchemy import insert
+
+    from umrisk.serving.cases.models import BatchRun, BatchScore
+
+    model = f"k{uuid.uuid4().hex[:8]}"
+    left = {}
+    for started in ("2025-05-30", "2025-06-01T12:00"):  # killed two days ago; another job still writing
+        with case_store.engine.begin() as conn:  # what a job leaves after its first chunk
+            run_id = conn.execute(insert(BatchRun).values(
+                model=model, model_version="1", data_sha256="0" * 64, as_of=DAY,
+                status="writing", started_at=pd.Timestamp(started).to_pydatetime(), rows=0, not_scorable={},
+                ran_by="test", executor="test", code_version="test")).inserted_primary_key[0]
+            conn.execute(insert(BatchScore), [{"run_id": run_id, "member_id": f"M{i}", "model": model,
+                                               "as_of": DAY, "probability": 0.1, "tier": "low",
+                                               "percentile": 50.0, "reasons": []} for i in range(20)])
+        left[started] = run_id
+    batch.write_run(case_store, _info(model), _frame(10, 0.0))  # started 2025-06-02
+    status = {r["run_id"]: r["status"] for r in batch.runs(case_store, model)}
+    killed, writing = left["2025-05-30"], left["2025-06-01T12:00"]
+    assert status[killed] == "failed" and len(batch.run_scores(case_store, killed)) == 0
+    assert status[writing] == "writing" and len(batch.run_scores(case_store, writing)) == 20
