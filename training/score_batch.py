@@ -20,6 +20,7 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,16 +189,23 @@ def store_partitions(data: Path) -> list[int]:
         raise BatchError(f"{err} (Dask scores a store partition by partition)") from err
 
 
-def score_partitioned(data: Path, model: LoadedModel, as_of: pd.Timestamp, client) -> Scored:
+def score_partitioned(data: Path, model: LoadedModel, as_of: pd.Timestamp, client,
+                      progress: Callable[[int], None] | None = None) -> Scored:
     """One Dask task per member partition on ``client``; the model is sent once to every worker (scattered,
     not loaded from the registry by each task). The parts are combined by member id, as the single process's
     rows, so the result is the same whatever the number of workers or the order tasks finish in. The scoring
-    date is fixed by the caller from the whole store: a partition does not know where the data ends."""
+    date is fixed by the caller from the whole store: a partition does not know where the data ends.
+    ``progress`` is told each finished partition (1 at a time)."""
+    from distributed import as_completed
+
     parts = store_partitions(data)
     [remote] = client.scatter([model], broadcast=True, hash=False)
     futures = client.map(score_partition, parts, dataset=str(Path(data).resolve()), model=remote, as_of=as_of,
                          pure=False)
-    results = client.gather(futures)  # in partition order
+    for _ in as_completed(futures):
+        if progress:
+            progress(1)
+    results = client.gather(futures)  # in partition order, whatever order they finished in
     del futures, remote
     return combine(list(results))
 
@@ -224,13 +232,15 @@ def executor(workers: int | None, scheduler: str | None) -> str:
 def score_batch(model: str, data: Path, as_of: pd.Timestamp | dt.date | str | None = None,
                 version: str | None = None, alias: str | None = None, database: str | None = None,
                 out: Path | None = None, tracking_uri: str | None = None, workers: int | None = None,
-                scheduler: str | None = None, write_cases: bool = True) -> dict:
+                scheduler: str | None = None, write_cases: bool = True,
+                progress: Callable[[int], None] | None = None) -> dict:
     """Load the model, score the store's eligible population at ``as_of`` (default: the store's last day), write
     the run to the case store (``database``, default the service's: ``UMRISK_DATABASE_URL``, else
     ``<store>/service/cases.db``) and, with ``out``, to Parquet. Return the run's summary.
 
     With ``workers`` (a ``LocalCluster`` of that many processes) or ``scheduler`` (an existing Dask cluster's
-    address) the store is scored partition by partition on Dask, with the same result."""
+    address) the store is scored partition by partition on Dask, with the same result; ``progress`` is told
+    each partition scored."""
     t0 = time.perf_counter()
     started = utcnow()
     data = require_store(data)
@@ -247,7 +257,7 @@ def score_batch(model: str, data: Path, as_of: pd.Timestamp | dt.date | str | No
         store_partitions(data)  # before a cluster is started for a store that cannot use it
         with contextlib.ExitStack() as stack:
             client = _connect(stack, workers, scheduler)
-            result = score_partitioned(data, loaded, day, client)
+            result = score_partitioned(data, loaded, day, client, progress)
     else:
         result = score_single(data, loaded, day)
     info = batch.RunInfo(model=model, model_version=loaded.version, data_sha256=fingerprint["sha256"],

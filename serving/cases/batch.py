@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
+from umrisk.serving.cases.db import DatabaseError
 from umrisk.serving.cases.models import BatchRun, BatchScore
 from umrisk.serving.cases.repository import CaseStore, utcnow
 
@@ -88,9 +90,20 @@ def _publish(conn: Connection, run_id: int, info: RunInfo, rows: int) -> list[in
 
 def write_run(cases: CaseStore, info: RunInfo, scores: pd.DataFrame, chunk: int = CHUNK) -> int:
     """Write a run's scores (one row per member: ``SCORE_COLUMNS``; ``hospice`` and ``line_of_business`` may be
-    missing) and publish it, superseding the current run
-    of the same model and scoring date; return the run's id."""
-    engine = cases.engine
+    missing) and publish it, superseding the current run of the same model and scoring date; return the run's id.
+
+    A database error becomes ``DatabaseError`` naming the database and the driver's first line, never the rows
+    (SQLAlchemy's own message lists the statement's parameters: member ids and reasons)."""
+    try:
+        return _write_run(cases.engine, info, scores, chunk)
+    except SQLAlchemyError as err:
+        cause = getattr(err, "orig", None) or err
+        first = (str(cause).splitlines() or [""])[0][:300]
+        raise DatabaseError(f"case store {cases.url}: cannot write the batch run of {info.model} "
+                            f"({cause.__class__.__name__}: {first})") from None
+
+
+def _write_run(engine: Engine, info: RunInfo, scores: pd.DataFrame, chunk: int) -> int:
     with engine.begin() as conn:
         run_id = conn.execute(insert(BatchRun).values(
             model=info.model, model_version=info.model_version, data_sha256=info.data_sha256, as_of=info.as_of,

@@ -226,5 +226,5 @@ class BatchScore(Base):
     tier: Mapped[str] = mapped_column(String(32))
     percentile: Mapped[float] = mapped_column(Float)
     reasons: Mapped[list] = mapped_column(JSON, default=list)
-    hospice: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    hospice: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # with line_of_business: migration 0004
     line_of_business: Mapped[str | None] = mapped_column(String(16), nullable=True)

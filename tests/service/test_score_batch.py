@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from tests.service import casedb
 from umrisk.cli import app
 from umrisk.serving.cases import batch
+from umrisk.serving.cases.db import DatabaseError
 from umrisk.serving.cases.repository import CaseStore
 from umrisk.training.lineage import data_fingerprint
 from umrisk.training.score_batch import score_batch
@@ -201,8 +202,11 @@ def test_a_failed_write_leaves_no_rows_and_the_old_run_current(case_store):
     first_id = batch.write_run(case_store, _info(model), _frame(30, 0.0))
     broken = _frame(30, 0.0)
     broken.loc[25, "member_id"] = broken.loc[3, "member_id"]  # a duplicate member: the last chunk fails
-    with pytest.raises(Exception):  # noqa: B017 - the driver's own integrity error
+    with pytest.raises(DatabaseError) as err:
         batch.write_run(case_store, _info(model), broken, chunk=10)
+    # one line naming the database, never the rows (SQLAlchemy's message lists the member ids and reasons)
+    assert "cannot write the batch run" in str(err.value) and "M000000" not in str(err.value)
+    assert len(str(err.value).splitlines()) == 1 and err.value.__cause__ is None
     failed = [r for r in batch.runs(case_store, model) if r["status"] == "failed"]
     assert len(failed) == 1 and len(batch.run_scores(case_store, failed[0]["run_id"])) == 0
     assert batch.latest_run(case_store, model)["run_id"] == first_id

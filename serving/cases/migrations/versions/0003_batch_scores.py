@@ -1,5 +1,5 @@
 """Batch scores: the runs of umrisk score-batch (model version, store fingerprint, scoring date, status) and each
-member's score, tier, percentile and reasons in a run (with hospice and line of business for outreach).
+member's score, tier, percentile and reasons in a run.
 
 Revision ID: 0003
 Revises: 0002
@@ -47,8 +47,6 @@ def upgrade() -> None:
     sa.Column('tier', sa.String(length=32), nullable=False),
     sa.Column('percentile', sa.Float(), nullable=False),
     sa.Column('reasons', sa.JSON(), nullable=False),
-    sa.Column('hospice', sa.Boolean(), nullable=True),
-    sa.Column('line_of_business', sa.String(length=16), nullable=True),
     sa.ForeignKeyConstraint(['run_id'], ['batch_runs.id'], name=op.f('fk_batch_scores_run_id_batch_runs')),
     sa.PrimaryKeyConstraint('run_id', 'member_id', name=op.f('pk_batch_scores'))
     )
