@@ -22,8 +22,13 @@ from pathlib import Path
 
 import mlflow
 
+from umrisk.features.spec import load_spec
 from umrisk.features.synthetic.generate import GenerateConfig, generate
+from umrisk.features.tasks import task_for
 from umrisk.training import commands, registry
+from umrisk.training.feature_cache import feature_table
+from umrisk.training.metrics import evaluate
+from umrisk.training.split import time_member_split
 
 MODELS = ("readmission_30d", "admission_180d")
 SEEDS = (1, 13, 21, 34, 55)
@@ -46,6 +51,7 @@ def one_seed(seed: int, members: int, root: Path) -> dict:
                "gates": {g["name"]: {"value": g["value"], "limit": g["limit"], "ok": g["ok"]} for g in r["gates"]},
                "baselines": base}
         row["passed"] = all(g["ok"] for g in r["gates"])
+        row["oracle"] = oracle_on_test(model, store)
         clinical = {k: v for k, v in base.items() if k in ("lace", "hospital")}
         if clinical:
             best = max(clinical, key=clinical.get)
@@ -54,11 +60,27 @@ def one_seed(seed: int, members: int, root: Path) -> dict:
     return out
 
 
+def oracle_on_test(model: str, store: Path) -> dict:
+    """The generator's true probabilities judged like the model on the same test points: how far a perfect
+    model's calibration slope and ICI move on a sample of this size."""
+    spec = load_spec(model)
+    table, _ = feature_table(store, spec)
+    f = table.frame.iloc[time_member_split(table.frame, spec.model.split).test]
+    truth = task_for(spec).oracle(spec, store, f)
+    if truth is None or truth.isna().any():
+        return {}
+    m = evaluate(f["label"].to_numpy(), truth.to_numpy(), [0.1], n_boot=0)
+    return {"auroc": m["auroc"], "ici": m["ici"], "calibration_slope": m["calibration_slope"],
+            "events": int(f["label"].sum())}
+
+
 def gate_text(row: dict) -> str:
     g = row["gates"]
     slope = g["calibration_slope"]
     return (f"AUROC {g['min_auroc']['value']:.3f} ICI {g['max_ici']['value']:.4f} slope {slope['value']:.2f} "
-            + ("pass" if row["passed"] else "FAIL " + ",".join(k for k, v in g.items() if not v["ok"])))
+            + ("pass" if row["passed"] else "FAIL " + ",".join(k for k, v in g.items() if not v["ok"]))
+            + (f" [oracle on the same {o['events']} events: AUROC {o['auroc']:.3f} ICI {o['ici']:.4f} slope "
+               f"{o['calibration_slope']:.2f}]" if (o := row.get("oracle")) else ""))
 
 
 def main() -> None:
