@@ -15,7 +15,6 @@ the population at start-up instead.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,6 @@ from sqlalchemy import func, select
 
 from umrisk.features.cohorts import data_end, data_start
 from umrisk.features.schema import read_table, table_files
-from umrisk.features.store import load_store
 from umrisk.serving.cases import batch
 from umrisk.serving.cases.models import BatchScore
 from umrisk.serving.cases.repository import CaseStore
@@ -33,7 +31,6 @@ from umrisk.serving.histories import NotPartitioned, PartitionedHistories
 from umrisk.serving.reasons import Explainer
 from umrisk.serving.scoring import OPEN_STATUSES, LoadedModel, Scorer
 
-log = logging.getLogger("umrisk.serving")
 TOP_STORED = 3  # reasons kept per batch row (training.score_batch); a request for more is computed on demand
 
 
@@ -86,7 +83,7 @@ class BatchScorer(Scorer):
         self.index = PartitionedHistories(self.data)
         self.as_of = pd.Timestamp(next(iter(self.runs.values()))["as_of"]).normalize()
         self.first_day, self.last_day = store_dates(self.data)
-        self._store: dict[str, pd.DataFrame] | None = None  # nothing of the population is held
+        self.store = None  # nothing of the population is held
         self.cache = {}
         self.explainers = {name: Explainer.from_catalog(m.wrapped.risk_model.features, m.catalog,
                                                         m.wrapped.risk_model.levels_) for name, m in models.items()}
@@ -125,14 +122,12 @@ class BatchScorer(Scorer):
             p = conn.execute(select(BatchScore.probability).where(BatchScore.run_id == run_id)).scalars().all()
         return np.sort(np.asarray(p, dtype=float))
 
-    @property
-    def store(self) -> dict[str, pd.DataFrame]:
-        """The whole store, loaded on first use: only the managers' utilization dashboard asks for it (its
-        figures are sums over the population, not yet computed by the batch job)."""
-        if self._store is None:
-            log.warning("the utilization dashboard loads the whole history store into this worker")
-            self._store = load_store(self.data)
-        return self._store
+    def utilization(self, readmission_spec) -> pd.DataFrame:
+        """The managers' utilization figures, added up one member partition at a time (the same figures as over
+        the whole store, without holding it)."""
+        from umrisk.serving.utilization import utilization_partitioned
+
+        return utilization_partitioned(self.data, readmission_spec)
 
     @property
     def population(self) -> pd.DataFrame:

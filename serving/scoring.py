@@ -237,6 +237,12 @@ class Scorer:
             return [self._not_scorable(mid, when, sc.reasons.get(mid))]
         return self._explain_frame(model, build_features(history, sc.points, m.spec), top)
 
+    def utilization(self, readmission_spec) -> pd.DataFrame:
+        """The managers' utilization figures over the store (``serving.utilization``)."""
+        from umrisk.serving.utilization import utilization
+
+        return utilization(self.store, readmission_spec)
+
     # ------------------------------------------------------------------ review queue
     def open_cases(self) -> pd.DataFrame:
         rr = self.store["review_requests"]

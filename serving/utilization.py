@@ -90,24 +90,24 @@ def line_of_business_at(enrollment: pd.DataFrame, member_id: pd.Series, when: pd
     return np.where(inside, m["line_of_business"].astype(str), "unknown")
 
 
+SUM_COLUMNS = ("member_months", "admissions", "los_days", "los_stays", "paid_discharged", "discharged_stays",
+               "ed_visits", "paid", "index_discharges", "readmissions")
+
+
 def _by_month(frame: pd.DataFrame, time_col: str, value_cols: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Sums (and counts) by month and line of business: figures that add up across members."""
     g = frame.assign(month=frame[time_col].dt.to_period("M").dt.to_timestamp())
-    out = []
-    for keys in (["month", "line_of_business"], ["month"]):
-        agg = g.groupby(keys).agg(**value_cols).reset_index()
-        if keys == ["month"]:
-            agg["line_of_business"] = ALL
-        out.append(agg)
-    return pd.concat(out, ignore_index=True)
+    return g.groupby(["month", "line_of_business"]).agg(**value_cols).reset_index()
 
 
-def utilization(store: dict[str, pd.DataFrame], readmission_spec: DischargeSpec | None) -> pd.DataFrame:
-    """One row per month and line of business (and ``all``) with every figure of the module docstring."""
-    months = months_of(store)
+def utilization_sums(store: dict[str, pd.DataFrame], readmission_spec: DischargeSpec | None,
+                     months: pd.DatetimeIndex | None = None, end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """``SUM_COLUMNS`` by month and line of business for the members of ``store``. Every column is a sum over
+    members, so the sums of member partitions add up to the whole store's (given the whole store's ``months``
+    and the ``end`` of its data, and a spec whose cohort has its ``first_date``)."""
+    months = months_of(store) if months is None else months
     enr = store["enrollment"]
-    mm = member_months(enr, months)
-    mm = pd.concat([mm, mm.groupby("month", as_index=False)["member_months"].sum().assign(line_of_business=ALL)],
-                   ignore_index=True)
+    out = member_months(enr, months)
     enc = store["encounters"]
     gap = readmission_spec.cohort.transfer_max_gap_days if readmission_spec is not None else 1
     stays = chain_stays(enc, gap)
@@ -119,36 +119,71 @@ def utilization(store: dict[str, pd.DataFrame], readmission_spec: DischargeSpec 
     stays["los"] = np.where(done, (stays["discharge_time"].dt.normalize() - stays["admit_time"].dt.normalize())
                             .dt.days, np.nan)
     stays["paid_done"] = np.where(done, stays["paid"], np.nan)
-    parts = [_by_month(stays, "admit_time", {"admissions": ("admit_time", "size"), "alos": ("los", "mean"),
-                                             "cost_per_admission": ("paid_done", "mean")})]
+    parts = [_by_month(stays, "admit_time", {"admissions": ("admit_time", "size"), "los_days": ("los", "sum"),
+                                             "los_stays": ("los", "count"),
+                                             "paid_discharged": ("paid_done", "sum"),
+                                             "discharged_stays": ("paid_done", "count")})]
     ed = enc[enc["setting"] == "emergency"]
     ed = ed.assign(line_of_business=line_of_business_at(enr, ed["member_id"], ed["admit_time"]))
     parts.append(_by_month(ed, "admit_time", {"ed_visits": ("admit_time", "size")}))
     allenc = enc.assign(line_of_business=line_of_business_at(enr, enc["member_id"], enc["admit_time"]))
     parts.append(_by_month(allenc, "admit_time", {"paid": ("paid_amount", "sum")}))
     if readmission_spec is not None:
-        points, _ = discharge_cohort(store, readmission_spec)
+        points, _ = discharge_cohort(store, readmission_spec, end)
         points = points.assign(line_of_business=line_of_business_at(enr, points["member_id"], points["as_of"]))
         parts.append(_by_month(points, "as_of", {"index_discharges": ("label", "size"),
                                                  "readmissions": ("label", "sum")}))
-    out = mm
-    for p in parts:
-        out = out.merge(p, on=["month", "line_of_business"], how="left")
+    for part in parts:
+        out = out.merge(part, on=["month", "line_of_business"], how="left")
+    for col in SUM_COLUMNS:
+        out[col] = out[col].fillna(0.0).astype(float) if col in out else 0.0
+    return out[["month", "line_of_business", *SUM_COLUMNS]]
+
+
+def utilization_from_sums(sums: pd.DataFrame, readmissions: bool = True) -> pd.DataFrame:
+    """The figures of the module docstring from ``utilization_sums`` (of one store, or added over partitions):
+    one row per month and line of business, and per month for ``all``."""
+    sums = sums.groupby(["month", "line_of_business"], as_index=False)[list(SUM_COLUMNS)].sum()
+    every = sums.groupby("month", as_index=False)[list(SUM_COLUMNS)].sum().assign(line_of_business=ALL)
+    out = pd.concat([sums, every], ignore_index=True)
     for col in ("admissions", "ed_visits", "index_discharges", "readmissions"):
-        if col in out:
-            out[col] = out[col].fillna(0).astype(int)
+        out[col] = out[col].round().astype(int)
     years = out["member_months"] / 12
     with np.errstate(divide="ignore", invalid="ignore"):
+        out["alos"] = np.where(out["los_stays"] > 0, out["los_days"] / out["los_stays"], np.nan)
+        out["cost_per_admission"] = np.where(out["discharged_stays"] > 0,
+                                             out["paid_discharged"] / out["discharged_stays"], np.nan)
         out["admissions_per_1000"] = np.where(years > 0, 1000 * out["admissions"] / years, np.nan)
         out["ed_per_1000"] = np.where(years > 0, 1000 * out["ed_visits"] / years, np.nan)
-        out["pmpm"] = np.where(out["member_months"] > 0, out["paid"].fillna(0) / out["member_months"], np.nan)
-        if "index_discharges" in out:
-            out["readmission_rate"] = np.where(out["index_discharges"] > 0,
-                                               100 * out["readmissions"] / out["index_discharges"], np.nan)
-        else:
-            out["readmission_rate"] = np.nan
-    out = out[out["line_of_business"] != "unknown"].drop(columns=["paid"])
+        out["pmpm"] = np.where(out["member_months"] > 0, out["paid"] / out["member_months"], np.nan)
+        out["readmission_rate"] = np.where(readmissions & (out["index_discharges"] > 0),
+                                           100 * out["readmissions"] / out["index_discharges"], np.nan)
+    if not readmissions:
+        out = out.drop(columns=["index_discharges", "readmissions"])
+    out = out[out["line_of_business"] != "unknown"].drop(columns=["paid", "los_days", "los_stays",
+                                                                 "paid_discharged", "discharged_stays"])
     return out.sort_values(["line_of_business", "month"]).reset_index(drop=True)
+
+
+def utilization(store: dict[str, pd.DataFrame], readmission_spec: DischargeSpec | None) -> pd.DataFrame:
+    """One row per month and line of business (and ``all``) with every figure of the module docstring."""
+    return utilization_from_sums(utilization_sums(store, readmission_spec), readmission_spec is not None)
+
+
+def utilization_partitioned(dataset: Path | str, readmission_spec: DischargeSpec | None) -> pd.DataFrame:
+    """``utilization`` of a store partitioned by member, one partition in memory at a time (what a service
+    that holds no population computes for the managers' page): the same figures."""
+    from umrisk.features.distributed import store_bounds, with_first_date
+    from umrisk.features.partition import load_partition, partitions
+    from umrisk.serving.batch_scorer import store_dates
+
+    first_day, last_day = store_dates(Path(dataset))
+    first_enrollment, end = store_bounds(dataset)
+    months = pd.date_range(first_day.to_period("M").to_timestamp(), last_day.to_period("M").to_timestamp(), freq="MS")
+    spec = with_first_date(readmission_spec, first_enrollment) if readmission_spec is not None else None
+    tables = ("members", "enrollment", "encounters", "diagnoses", "procedures")
+    sums = [utilization_sums(load_partition(dataset, k, tables), spec, months, end) for k in partitions(dataset)]
+    return utilization_from_sums(pd.concat(sums, ignore_index=True), readmission_spec is not None)
 
 
 def readmission_spec(specs: list) -> DischargeSpec | None:

@@ -35,7 +35,7 @@ from umrisk.serving.cases.rules import DECISIONS_BY_ROLE
 from umrisk.serving.schemas import ContactIn, DeterminationIn, NoteIn
 from umrisk.serving.ui import charts, pages, users
 from umrisk.serving.ui.sessions import COOKIE, LOGIN_COOKIE, SESSION_SECONDS, Session, Signer, key_file, load_key, same
-from umrisk.serving.utilization import FIGURES, readmission_spec, records, reference_bands, utilization
+from umrisk.serving.utilization import FIGURES, readmission_spec, records, reference_bands
 
 log = logging.getLogger("umrisk.serving")
 HERE = Path(__file__).parent
@@ -481,7 +481,7 @@ def utilization_table(request: Request) -> list[dict]:
     if cached is None:
         state = _state(request)
         spec = readmission_spec([m.spec for m in state.models.values()])
-        cached = request.app.state.ui_utilization = records(utilization(state.scorer.store, spec))
+        cached = request.app.state.ui_utilization = records(state.scorer.utilization(spec))
     return cached
 
 

@@ -41,9 +41,24 @@ def _members(both, n: int = 40) -> list[str]:
 
 def test_the_batch_service_holds_no_population(both):
     s = both["batch"].scorer
-    assert isinstance(s, BatchScorer) and s._store is None and s.cache == {}
+    assert isinstance(s, BatchScorer) and s.store is None and s.cache == {}
     s.score("admission_180d", _members(both))
-    assert s._store is None  # scoring read the case store and single members' partitions, never the store
+    assert s.store is None  # scoring read the case store and single members' partitions, never the store
+
+
+def test_the_managers_figures_are_added_up_partition_by_partition(both, served, tmp_path):
+    from umrisk.features.partition import repartition
+    from umrisk.features.store import load_store
+    from umrisk.serving.utilization import readmission_spec, utilization, utilization_partitioned
+
+    spec = readmission_spec([m.spec for m in both["batch"].models.values()])
+    whole = both["population"].scorer.utilization(spec)
+    pd.testing.assert_frame_equal(both["batch"].scorer.utilization(spec)[whole.columns], whole)
+    four = tmp_path / "four"
+    repartition(served["store"], four, 4)  # members spread over 4 partitions: sums added across them
+    for s in (spec, None):
+        expected = utilization(load_store(four), s)
+        pd.testing.assert_frame_equal(utilization_partitioned(four, s)[expected.columns], expected)
 
 
 @pytest.mark.parametrize("model", MODELS)
