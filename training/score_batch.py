@@ -142,7 +142,7 @@ def ran_by() -> str:
     return f"umrisk score-batch ({user}@{socket.gethostname()})"
 
 
-def parquet_table(rows: pd.DataFrame, info: batch.RunInfo, run_id: int | None) -> pa.Table:
+def parquet_table(rows: pd.DataFrame, info: batch.RunInfo, run_id: int) -> pa.Table:
     """The run's rows as Arrow, each tagged with the model, version, scoring date and store fingerprint (columns
     and file metadata); reasons as JSON text (their values are numbers or words)."""
     out = rows.assign(model=info.model, model_version=info.model_version, run_as_of=info.as_of,
@@ -152,7 +152,7 @@ def parquet_table(rows: pd.DataFrame, info: batch.RunInfo, run_id: int | None) -
     table = pa.Table.from_pandas(out, preserve_index=False)
     meta = {"umrisk.model": info.model, "umrisk.model_version": info.model_version,
             "umrisk.as_of": info.as_of.date().isoformat(), "umrisk.data_sha256": info.data_sha256,
-            "umrisk.code_version": info.code_version, "umrisk.run_id": "" if run_id is None else str(run_id)}
+            "umrisk.code_version": info.code_version, "umrisk.run_id": str(run_id)}
     return table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: v.encode() for k, v in meta.items()}})
 
 
@@ -232,15 +232,15 @@ def executor(workers: int | None, scheduler: str | None) -> str:
 def score_batch(model: str, data: Path, as_of: pd.Timestamp | dt.date | str | None = None,
                 version: str | None = None, alias: str | None = None, database: str | None = None,
                 out: Path | None = None, tracking_uri: str | None = None, workers: int | None = None,
-                scheduler: str | None = None, write_cases: bool = True,
-                progress: Callable[[int], None] | None = None) -> dict:
+                scheduler: str | None = None, progress: Callable[[int], None] | None = None) -> dict:
     """Load the model, score the store's eligible population at ``as_of`` (default: the store's last day), write
     the run to the case store (``database``, default the service's: ``UMRISK_DATABASE_URL``, else
     ``<store>/service/cases.db``) and, with ``out``, to Parquet. Return the run's summary.
 
     With ``workers`` (a ``LocalCluster`` of that many processes) or ``scheduler`` (an existing Dask cluster's
     address) the store is scored partition by partition on Dask, with the same result; ``progress`` is told
-    each partition scored."""
+    each partition scored. The case store is opened (and its schema upgraded) before anything is scored, so a
+    database that cannot be reached fails at once."""
     t0 = time.perf_counter()
     started = utcnow()
     data = require_store(data)
@@ -250,30 +250,29 @@ def score_batch(model: str, data: Path, as_of: pd.Timestamp | dt.date | str | No
     registry.configure(tracking_uri)
     loaded = load_model(model, version, alias)
     day = scoring_date(data, as_of)
-    url = database_url(database, data) if write_cases else None
-    fingerprint = data_fingerprint(data)
-    how = executor(workers, scheduler)
     if workers or scheduler:
         store_partitions(data)  # before a cluster is started for a store that cannot use it
-        with contextlib.ExitStack() as stack:
-            client = _connect(stack, workers, scheduler)
-            result = score_partitioned(data, loaded, day, client, progress)
-    else:
-        result = score_single(data, loaded, day)
-    info = batch.RunInfo(model=model, model_version=loaded.version, data_sha256=fingerprint["sha256"],
-                         as_of=day.to_pydatetime(), started_at=started, ran_by=ran_by(), executor=how,
-                         code_version=code_version(), not_scorable=dict(sorted(result.not_scorable.items())))
-    run_id = None
-    if url is not None:
-        cases = CaseStore.open(url)
-        try:
-            run_id = batch.write_run(cases, info, result.rows)
-        finally:
-            cases.dispose()
+    url = database_url(database, data)
+    cases = CaseStore.open(url)
+    try:
+        fingerprint = data_fingerprint(data)
+        if workers or scheduler:
+            with contextlib.ExitStack() as stack:
+                client = _connect(stack, workers, scheduler)
+                result = score_partitioned(data, loaded, day, client, progress)
+        else:
+            result = score_single(data, loaded, day)
+        info = batch.RunInfo(model=model, model_version=loaded.version, data_sha256=fingerprint["sha256"],
+                             as_of=day.to_pydatetime(), started_at=started, ran_by=ran_by(),
+                             executor=executor(workers, scheduler), code_version=code_version(),
+                             not_scorable=dict(sorted(result.not_scorable.items())))
+        run_id = batch.write_run(cases, info, result.rows)
+    finally:
+        cases.dispose()
     if out is not None:
         write_parquet_private(parquet_table(result.rows, info, run_id), Path(out))
     seconds = time.perf_counter() - t0
     return {"model": model, "version": loaded.version, "as_of": day.date().isoformat(), "rows": len(result.rows),
             "not_scorable": info.not_scorable, "seconds": round(seconds, 2), "run_id": run_id,
-            "database": shown(url) if url else None, "out": str(out) if out else None, "executor": info.executor,
+            "database": shown(url), "out": str(out) if out else None, "executor": info.executor,
             "data_sha256": info.data_sha256, "tiers": result.rows["tier"].value_counts().to_dict()}

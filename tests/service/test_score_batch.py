@@ -285,3 +285,12 @@ def test_a_run_killed_midway_is_cleared_by_the_next_run_a_day_later(case_store):
     killed, writing = left["2025-05-30"], left["2025-06-01T12:00"]
     assert status[killed] == "failed" and len(batch.run_scores(case_store, killed)) == 0
     assert status[writing] == "writing" and len(batch.run_scores(case_store, writing)) == 20
+
+
+def test_a_case_store_that_cannot_be_reached_fails_before_anything_is_scored(served, tmp_path):
+    r = runner.invoke(app, ["score-batch", "admission_180d", "--data", str(served["store"]), "--tracking-uri",
+                            served["uri"], "--database-url", "postgresql://postgres@127.0.0.1:1/none", "--out",
+                            str(tmp_path / "s.parquet")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "127.0.0.1:1/none" in r.output and "cannot upgrade" in r.output
+    assert not (tmp_path / "s.parquet").exists()
