@@ -94,22 +94,20 @@ def uci_table() -> None:
     if not table.exists():
         print(f"  train-table on UCI: skipped ({table} not found; set UMRISK_UCI_DEV)", flush=True)
         return
-    print("  train-table on the UCI development half, 3 patient-grouped 80/20 splits:", flush=True)
-    t, mem, rc, out = run([sys.executable, "-m", "bench.table_run", str(table)], capture=True)
-    if rc != 0:
-        print(f"  train-table on UCI: failed (exit {rc})", flush=True)
-        return
-    for line in out.strip().splitlines()[:-1]:  # the last line is the JSON record
-        print(line, flush=True)
-    print(f"    ({t:.0f} s in all, peak {mem:.2f} GiB)", flush=True)
+    child("train-table on the UCI development half, 3 patient-grouped 80/20 splits", "bench.table_run", str(table))
 
 
 def seeds() -> None:
     """Issue 9: both models' gates and the readmission lead at 20,000 members over five generator seeds."""
-    print("  both models at 20,000 members, seeds 1, 13, 21, 34, 55 (default tuning budgets):", flush=True)
-    t, mem, rc, out = run([sys.executable, "-m", "bench.seeds_run"], capture=True)
+    child("both models at 20,000 members, seeds 1, 13, 21, 34, 55 (default tuning budgets)", "bench.seeds_run")
+
+
+def child(title: str, module: str, *args: str) -> None:
+    """Run a benchmark module that prints its own lines and a last JSON line; show its lines, time and peak."""
+    print(f"  {title}:", flush=True)
+    t, mem, rc, out = run([sys.executable, "-m", module, *args], capture=True)
     if rc != 0:
-        print(f"  seeds: failed (exit {rc})", flush=True)
+        print(f"  {module}: failed (exit {rc})", flush=True)
         return
     for line in out.strip().splitlines()[:-1]:  # the last line is the JSON record
         print(line, flush=True)
