@@ -48,9 +48,14 @@ def held_out_rows(table: Table, spec: ModelSpec) -> np.ndarray:
 
 
 def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking_uri: str | None = None,
-          spec: ModelSpec | None = None, client=None) -> dict:
+          spec: ModelSpec | None = None, client=None, distributed: bool | None = None) -> dict:
     """Build (or reuse) the feature table, split, tune, fit, calibrate, evaluate, log, register as challenger.
-    With a Dask ``client`` the table is built partition by partition on its cluster (the same table)."""
+    With a Dask ``client`` the table is built partition by partition on its cluster (the same table).
+
+    ``distributed``: fit the booster on the cluster with ``lightgbm.dask`` (True; needs ``client``), in one
+    process (False), or (None) on the cluster when there is one and the training points number more than
+    ``distributed_fit.DISTRIBUTED_FROM_ROWS``; rounds and calibration then come from cross-validation on a
+    member sample, recorded in the run's ``rounds_from`` tag."""
     registry.configure(tracking_uri)
     spec = spec or load_spec(model_name)
     data = require_store(data)
@@ -59,7 +64,13 @@ def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking
     fingerprint = data_fingerprint(data)
     table, cached = feature_table(data, spec, fingerprint, client)
     seconds["features"] = time.perf_counter() - t0
-    trained = fit_model(table, spec)
+    # distributed fit (issue 13, training at scale): lightgbm.dask on the cluster past one machine's limit
+    from umrisk.training import distributed_fit
+
+    on_cluster = distributed_fit.goes_distributed(table, spec, client, distributed)
+    trained = distributed_fit.fit_model_distributed(table, spec, client) if on_cluster else fit_model(table, spec)
+    fit_tags = ({"fit": "lightgbm.dask", distributed_fit.ROUNDS_FROM: trained.tuning[distributed_fit.ROUNDS_FROM]}
+                if on_cluster else {})
     seconds.update(trained.seconds)
     t0 = time.perf_counter()
     split = trained.split
@@ -74,9 +85,9 @@ def train(model_name: str, data: Path, reports: Path = Path("reports"), tracking
     result = register_and_report(
         fitted, about={**about_spec(spec), "synthetic": synthetic(data)}, spec=spec.model_dump(mode="json"),
         catalog=[asdict(i) for i in feature_set(spec).infos], fingerprint=fingerprint,
-        tags={"data_dir": str(data.resolve()), "split_cut": str(split.cut)}, cohort=table.cohort.to_dict(),
+        tags={"data_dir": str(data.resolve()), "split_cut": str(split.cut), **fit_tags}, cohort=table.cohort.to_dict(),
         reports=reports, data_label=str(data.resolve()))
-    return {**result, "features_cached": cached}
+    return {**result, "features_cached": cached, "distributed_fit": on_cluster}
 
 
 def _stored_or(spec: ModelSpec | None, wrapped: registry.UmriskModel) -> ModelSpec:

@@ -163,6 +163,29 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                     "calibration_scores": dict(self.calibration_scores_)}
         return self
 
+    # ------------------------------------------------------------------ a booster trained elsewhere
+    # Added for training.distributed_fit (lightgbm.dask): the model is fitted on a member sample (rounds,
+    # out-of-fold predictions, calibrator), then its final booster is replaced by one trained on every
+    # training point across a Dask cluster. Neither method is used by the single-process fit.
+    def with_levels(self, levels: Mapping[str, Sequence[str]]) -> RiskModel:
+        """This fitted model encoding categories with ``levels`` (each sorted, holding every level the model
+        saw): the levels of a larger table its booster is about to be trained on."""
+        for c in self.categorical:
+            new = [str(v) for v in levels[c]]
+            if new != sorted(new) or set(self.levels_[c]) - set(new):
+                raise ValueError(f"levels of {c!r} must be sorted and include the {len(self.levels_[c])} seen in fit")
+        self.levels_ = {c: [str(v) for v in levels[c]] for c in self.categorical}
+        return self
+
+    def with_booster(self, booster: lgb.Booster) -> RiskModel:
+        """This fitted model predicting with ``booster`` (all its rounds), trained on the frames ``prepare``
+        gives with the same features and levels; the calibrator and cross-validation figures stay."""
+        if booster.feature_name() != list(self.features):
+            raise ValueError("the booster was trained on other features than the model's")
+        self.booster_ = booster
+        self.best_iteration_ = booster.current_iteration()
+        return self
+
     # ------------------------------------------------------------------ prediction
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         return self.booster_.predict(self.prepare(X), num_iteration=self.best_iteration_)
