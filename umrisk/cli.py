@@ -37,7 +37,7 @@ def _quiet_libraries() -> None:
     out of normal output; umrisk's own warnings still show."""
     warnings.simplefilter("ignore")
     warnings.filterwarnings("default", module=r"umrisk(\.|$)")
-    for name in ("mlflow", "alembic", "lightgbm", "optuna", "urllib3"):
+    for name in ("mlflow", "alembic", "lightgbm", "optuna", "urllib3", "distributed"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow sets its own level when it is imported
@@ -665,6 +665,8 @@ def score_batch(
 ) -> None:
     """Score the store's whole eligible population with reasons into the case store (and Parquet), tagged with
     the model version and the store fingerprint; a new run for the same model and date replaces the old one."""
+    from tqdm import tqdm
+
     from umrisk.serving.cases.db import DatabaseError
     from umrisk.serving.scoring import OutOfRange
     from umrisk.training.score_batch import BatchError
@@ -678,9 +680,11 @@ def score_batch(
         day = None if as_of is None else datetime.date.fromisoformat(as_of)
     except ValueError:
         _fail(f"--as-of {as_of}: expected a date, YYYY-MM-DD")
-    with _one_line_errors():
+    # a progress bar of partitions scored on Dask, on a terminal only (a cron job's log gets the summary line)
+    with _one_line_errors(), tqdm(unit="partition", desc=f"scoring {model}", leave=False, dynamic_ncols=True,
+                                  disable=None if workers or scheduler else True) as bar:
         try:
-            r = run(model, data, day, version, alias, url, out, tracking_uri, workers, scheduler)
+            r = run(model, data, day, version, alias, url, out, tracking_uri, workers, scheduler, progress=bar.update)
         except (BatchError, DatabaseError, OutOfRange) as err:
             _fail(str(err))
     if as_json:
