@@ -384,21 +384,22 @@ def snapshot_eligibility(store: dict[str, pd.DataFrame], spec: MemberMonthSpec, 
     death = pts["member_id"].map(store["members"].assign(member_id=store["members"]["member_id"].astype("str"))
                                  .set_index("member_id")["death_date"])
     hosp = in_hospital(pts, stays_with_planned(store)) if len(pts) else np.zeros(0, bool)
+    # the first rule that holds is the reason (masks over every member; sentences only for those left out)
+    dead = (death <= as_of).to_numpy(dtype=bool)
+    unenrolled = ~dead & at["start"].isna().to_numpy()
+    short = ~dead & ~unenrolled & (at["start"] > as_of.normalize() - c.lookback_days * DAY).to_numpy(dtype=bool)
+    inside = ~dead & ~unenrolled & ~short & np.asarray(hosp, dtype=bool)
     reasons: dict[str, tuple[str, str]] = {}
-    ok = np.ones(len(pts), dtype=bool)
-    for i, mid in enumerate(ids):
-        if pd.notna(death.iat[i]) and death.iat[i] <= as_of:
-            reasons[mid] = ("deceased", f"died on {pd.Timestamp(death.iat[i]).date()}")
-        elif pd.isna(at["start"].iat[i]):
-            reasons[mid] = ("not enrolled", f"not enrolled on {as_of.date()}")
-        elif at["start"].iat[i] > as_of.normalize() - c.lookback_days * DAY:
-            reasons[mid] = ("short enrollment", f"enrolled since {pd.Timestamp(at['start'].iat[i]).date()}, fewer than "
-                            f"{c.lookback_days} days before {as_of.date()}")
-        elif hosp[i]:
-            reasons[mid] = ("in hospital", f"in hospital on {as_of.date()}")
-        else:
-            continue
-        ok[i] = False
+    for i in np.flatnonzero(dead):
+        reasons[ids[i]] = ("deceased", f"died on {pd.Timestamp(death.iat[i]).date()}")
+    for i in np.flatnonzero(unenrolled):
+        reasons[ids[i]] = ("not enrolled", f"not enrolled on {as_of.date()}")
+    for i in np.flatnonzero(short):
+        reasons[ids[i]] = ("short enrollment", f"enrolled since {pd.Timestamp(at['start'].iat[i]).date()}, fewer "
+                           f"than {c.lookback_days} days before {as_of.date()}")
+    for i in np.flatnonzero(inside):
+        reasons[ids[i]] = ("in hospital", f"in hospital on {as_of.date()}")
+    ok = ~(dead | unenrolled | short | inside)
     return pts[ok].reset_index(drop=True), reasons
 
 
