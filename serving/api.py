@@ -267,7 +267,7 @@ def _audit(s: ServiceState, caller: Caller, endpoint: str, scores: list[dict]) -
         elif r.get("error"):
             entries.append(s.audit.event(caller.token_id, caller.role, endpoint, "lookup", member_id=r["member_id"],
                                          outcome=r.get("not_scorable") or r["error"], model=r.get("model")))
-    s.audit.append(entries)  # one write per request
+    s.audit.append(entries, checkpointed=False)  # one write per request, on disk before the answer
 
 
 def _known_model(s: ServiceState, model: str | None, field: str = "body.model") -> None:

@@ -16,6 +16,7 @@ so a damaged log stops the service from starting instead of failing every reques
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import hmac
@@ -23,6 +24,8 @@ import json
 import logging
 import os
 import secrets
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -277,15 +280,81 @@ def seal(path: Path, key_path: Path | None = None) -> tuple[int, str]:
     return scan.entries, scan.head
 
 
+_WRITING: weakref.WeakSet = weakref.WeakSet()  # logs whose writer thread has run in this process
+
+
+def _flush_all() -> None:
+    for audit in list(_WRITING):
+        audit.flush(30)
+
+
+def _flush_at_exit(audit: AuditLog) -> None:
+    """At interpreter exit, finish every log's owed checkpoint before the writer threads (daemons) stop."""
+    if not _WRITING:
+        atexit.unregister(_flush_all)
+        atexit.register(_flush_all)
+    _WRITING.add(audit)
+
+
+class _Ticket:
+    """One ``append`` call waiting for the writer: ``durable`` once its entries are on disk (``written``) or
+    their write failed, ``checkpointed`` once the checkpoint covers them or something failed (``error``)."""
+
+    def __init__(self) -> None:
+        self.durable, self.checkpointed = threading.Event(), threading.Event()
+        self.written = False
+        self.error: BaseException | None = None
+
+    def fail(self, err: BaseException) -> None:
+        self.error = err
+        self.durable.set()
+        self.checkpointed.set()
+
+    def wait(self, checkpointed: bool) -> None:
+        (self.checkpointed if checkpointed else self.durable).wait()
+        if self.error is not None and (checkpointed or not self.written):
+            raise self.error
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The log and checkpoint as this process last left them: the files' identity (inode, size, ctime, which
+    any write by anyone changes) and the chain's end."""
+
+    log: tuple[int, int, int]
+    checkpoint: tuple[int, int, int] | None
+    head: str
+    seq: int
+    entries: int
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, st.st_size, st.st_ctime_ns
+
+
 class AuditLog:
     """The audit log of one service. Appends take an exclusive lock on the file, so that several worker
-    processes extend one chain and one checkpoint."""
+    processes extend one chain and one checkpoint.
+
+    Appends are written by one thread per log, in groups: the entries of every ``append`` waiting while the
+    previous group was written go in with one lock, one write and one fsync (group commit). Each caller waits
+    for its own entries to be on disk; the checkpoint is then signed and written (fsync'd, renamed) under the
+    same lock, before any other append or verification can take it. ``append(..., checkpointed=False)``
+    returns as soon as the entries are on disk (what the API needs before it answers)."""
+
+    IDLE_S = 2.0  # the writer thread ends after this long without work; the next append starts another
 
     def __init__(self, path: Path, key_path: Path | None = None):
         self.path = path
         self.key_path = key_path or default_key_path(path)
         self.checkpoint_path = checkpoint_path(path)
         self._key: bytes | None = None
+        self._cond = threading.Condition()
+        self._pending: list[tuple[list[dict], _Ticket]] = []
+        self._writer: threading.Thread | None = None
+        self._busy = False  # a group is between taking the lock and its checkpoint (one at a time)
+        self._owed: tuple | None = None  # a group written by its caller, its checkpoint owed by the writer thread
+        self._known: _Known | None = None
         _private(path)
         with path.open("r", encoding="utf-8") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -313,45 +382,150 @@ class AuditLog:
                              f"`umrisk audit seal {self.path}`")
         return n
 
-    def append(self, entries: list[dict]) -> None:
+    def append(self, entries: list[dict], checkpointed: bool = True) -> None:
         """Append entries (caller, role, endpoint, member, model, version, probability...) and move the
-        checkpoint to the new end, under one exclusive lock on the log.
+        checkpoint to the new end, under one exclusive lock on the log. Return once the entries are on disk
+        (fsync'd) and, with ``checkpointed`` (the default), once the checkpoint covers them too.
 
         Refuses (``AuditError``) to extend a log whose end is torn or no longer matches its checkpoint:
         extending it would sign over the damage."""
         if not entries:
             return
-        key = self._signing_key()
-        with self.path.open("a+", encoding="utf-8", newline="") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        ticket = _Ticket()
+        with self._cond:
+            lead = not self._busy and not self._pending
+            if lead:
+                self._busy = True
+            else:
+                self._pending.append((list(entries), ticket))
+                self._wake()
+        if lead:  # nothing being written: write here, and leave the checkpoint to the writer thread
             try:
-                prev, seq = _tail(fh, self.path)
-                try:
-                    cp = _read_checkpoint(self.checkpoint_path, key)
-                except FileNotFoundError:
-                    cp = None
-                if cp is None or cp.head != prev or cp.last_seq != seq:
-                    raise AuditError(f"{self.path}: its end (seq {seq}) does not match its checkpoint "
-                                     f"{self.checkpoint_path}; refusing to extend it: run "
-                                     f"`umrisk audit verify {self.path}`")
-                now = pd.Timestamp.now(tz="UTC").isoformat()
-                lines = []
-                for e in entries:
-                    seq += 1
-                    entry = {**e, "seq": seq, "time": now, "prev_hash": prev}
-                    entry["hash"] = _digest(entry)
-                    prev = entry["hash"]
-                    lines.append(json.dumps(entry, sort_keys=True, separators=(",", ":")))
-                fh.seek(0, os.SEEK_END)
-                fh.write("\n".join(lines) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-                _write_checkpoint(self.checkpoint_path, key, Checkpoint(cp.entries + len(lines), seq, prev))
-            except AuditError as err:
-                log.error("audit log not written: %s", err)
+                owed = self._lines(list(entries), [ticket])
+            except BaseException:
+                with self._cond:
+                    self._busy = False
+                    self._wake()
                 raise
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+            with self._cond:
+                self._owed = owed
+                self._wake()
+        ticket.wait(checkpointed)
+
+    def _wake(self) -> None:
+        """(Under ``_cond``) start the writer thread, or tell it there is work."""
+        if self._writer is None:
+            _flush_at_exit(self)
+            self._writer = threading.Thread(target=self._write_groups, name="umrisk-audit", daemon=True)
+            self._writer.start()
+        else:
+            self._cond.notify_all()
+
+    def _write_groups(self) -> None:
+        """The writer thread: the checkpoint an append left owed, then every waiting append as one group (once no
+        group holds the lock), until idle for ``IDLE_S``."""
+        while True:
+            with self._cond:
+                while self._owed is None and not (self._pending and not self._busy):
+                    if self._busy or self._pending:
+                        self._cond.wait()  # a caller is writing its group: its checkpoint comes next
+                    elif not self._cond.wait(self.IDLE_S) and not (self._owed or self._pending or self._busy):
+                        self._writer = None
+                        return
+                owed, self._owed = self._owed, None
+                group: list[tuple[list[dict], _Ticket]] = []
+                if owed is None:
+                    group, self._pending = self._pending, []
+                    self._busy = True
+            if owed is None:
+                try:
+                    owed = self._lines([e for es, _ in group for e in es], [t for _, t in group])
+                except BaseException:  # noqa: BLE001 - its callers have the error
+                    owed = None
+            if owed is not None:
+                self._finish(*owed)
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()  # flush() may be waiting
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every append so far is on disk and covered by the checkpoint (at exit, so that a worker
+        stopping right after an answer leaves no checkpoint owed); False if ``timeout`` ran out first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not (self._busy or self._owed or self._pending), timeout)
+
+    def _end(self, fh: IO[str], key: bytes) -> tuple[str, int, Checkpoint]:
+        """Head hash, last ``seq`` and checkpoint of the locked log: as this process left them when neither
+        file changed since (same inode, size and ctime), else read from the files and checked."""
+        known = self._known
+        if known is not None:
+            try:
+                cp_id = _identity(self.checkpoint_path.stat())
+            except FileNotFoundError:
+                cp_id = None
+            if known.log == _identity(os.fstat(fh.fileno())) and known.checkpoint == cp_id:
+                return known.head, known.seq, Checkpoint(known.entries, known.seq, known.head)
+        self._known = None
+        prev, seq = _tail(fh, self.path)
+        try:
+            cp = _read_checkpoint(self.checkpoint_path, key)
+        except FileNotFoundError:
+            cp = None
+        if cp is None or cp.head != prev or cp.last_seq != seq:
+            raise AuditError(f"{self.path}: its end (seq {seq}) does not match its checkpoint "
+                             f"{self.checkpoint_path}; refusing to extend it: run "
+                             f"`umrisk audit verify {self.path}`")
+        return prev, seq, cp
+
+    def _lines(self, entries: list[dict], tickets: list[_Ticket]) -> tuple:
+        """Lock the log, write the entries and fsync them (their callers told), keeping the lock: return what
+        ``_finish`` needs to sign the checkpoint and let go. On failure the lock is released and every caller
+        gets the error."""
+        key = self._signing_key()
+        fh = self.path.open("a+", encoding="utf-8", newline="")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            prev, seq, cp = self._end(fh, key)
+            now = pd.Timestamp.now(tz="UTC").isoformat()
+            lines = []
+            for e in entries:
+                seq += 1
+                entry = {**e, "seq": seq, "time": now, "prev_hash": prev}
+                entry["hash"] = _digest(entry)
+                prev = entry["hash"]
+                lines.append(json.dumps(entry, sort_keys=True, separators=(",", ":")))
+            self._known = None  # until the checkpoint is written too
+            fh.seek(0, os.SEEK_END)
+            fh.write("\n".join(lines) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException as err:
+            if isinstance(err, AuditError):
+                log.error("audit log not written: %s", err)
+            fh.close()  # closing the file releases the lock
+            for t in tickets:
+                t.fail(err)
+            raise
+        for t in tickets:
+            t.written = True
+            t.durable.set()
+        return fh, key, Checkpoint(cp.entries + len(lines), seq, prev), tickets
+
+    def _finish(self, fh: IO[str], key: bytes, cp: Checkpoint, tickets: list[_Ticket]) -> None:
+        """Sign and write the checkpoint of the entries ``_lines`` wrote, then let go of the lock."""
+        try:
+            _write_checkpoint(self.checkpoint_path, key, cp)
+            self._known = _Known(_identity(os.fstat(fh.fileno())), _identity(self.checkpoint_path.stat()),
+                                 cp.head, cp.last_seq, cp.entries)
+        except BaseException as err:  # noqa: BLE001 - the entries are on disk; their callers waiting for it hear
+            log.error("audit checkpoint not written: %s", err.__class__.__name__)
+            for t in tickets:
+                t.fail(err)
+        else:
+            for t in tickets:
+                t.checkpointed.set()
+        finally:
+            fh.close()  # closing the file releases the lock
 
     @staticmethod
     def event(caller: str | None, role: str | None, endpoint: str, event: str, member_id: str | None = None,

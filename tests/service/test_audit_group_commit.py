@@ -1,0 +1,129 @@
+"""The audit log's group commit: appends from many threads and two processes at once make one chain that
+verifies against its checkpoint; an append that returns early (entries on disk) is covered by the checkpoint
+before anyone else can verify or append; this process's remembered end is never trusted over a file another
+writer or an attacker changed; a failed write reaches every caller waiting on it."""
+
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+
+from umrisk.serving.audit import AuditError, AuditLog, checkpoint_path, verify
+
+
+def _entries(n: int, tag: str) -> list[dict]:
+    return [{"caller": "t1", "role": "nurse_reviewer", "endpoint": "score", "event": "served",
+             "member_id": f"{tag}-{i}", "model": "admission_180d", "model_version": "1", "probability": 0.1}
+            for i in range(n)]
+
+
+def _threads(log: AuditLog, tag: str, threads: int = 8, each: int = 15, checkpointed: bool = False) -> None:
+    def work(k: int) -> None:
+        for i in range(each):
+            log.append(_entries(1 + i % 3, f"{tag}{k}.{i}"), checkpointed=checkpointed)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not any(t.is_alive() for t in ts)
+
+
+def _process(path: str, tag: str) -> None:
+    _threads(AuditLog(Path(path)), tag)
+
+
+def _expected(threads: int = 8, each: int = 15) -> int:
+    return threads * sum(1 + i % 3 for i in range(each))
+
+
+def test_concurrent_appends_from_threads_make_one_chain(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    _threads(log, "a")
+    ok, n, message = verify(log.path)
+    assert ok and n == _expected(), message
+    served = [e["member_id"] for e in log.entries()]
+    assert len(set(served)) == len(served) == _expected()  # nothing lost, nothing written twice
+
+
+def test_two_processes_with_concurrent_requests_make_one_chain(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process, args=(str(path), f"w{w}")) for w in range(2)]
+    for p in procs:
+        p.start()
+    _threads(AuditLog(path), "parent", threads=4)  # and this process at the same time
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    ok, n, message = verify(path)
+    assert ok and n == 2 * _expected() + _expected(threads=4), message
+    assert [e["seq"] for e in AuditLog(path).entries()] == list(range(1, n + 1))
+
+
+def test_an_early_return_is_on_disk_and_checkpointed_before_a_verification(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    for i in range(20):
+        log.append(_entries(2, f"r{i}"), checkpointed=False)
+        lines = log.path.read_text().splitlines()
+        assert json.loads(lines[-1])["member_id"] == f"r{i}-1"  # written before append returned
+        ok, n, message = verify(log.path)  # waits for the lock the checkpoint is written under
+        assert ok and n == 2 * (i + 1), message
+
+
+def test_another_writer_in_between_is_read_not_overwritten(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    a, b = AuditLog(path), AuditLog(path)  # two workers' logs, each remembering its own last end
+    for i in range(5):
+        a.append(_entries(2, f"a{i}"))
+        b.append(_entries(1, f"b{i}"), checkpointed=False)
+    a.append(_entries(1, "a-last"))
+    ok, n, message = verify(path)
+    assert ok and n == 16, message
+
+
+def test_a_log_cut_after_this_process_wrote_it_is_still_refused(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(_entries(3, "x"))
+    log.append(_entries(3, "y"))
+    lines = log.path.read_text().splitlines()
+    log.path.write_text("\n".join(lines[:4]) + "\n")  # same file, shorter: the remembered end is stale
+    with pytest.raises(AuditError, match="does not match its checkpoint"):
+        log.append(_entries(1, "z"), checkpointed=False)
+    assert not verify(log.path)[0]
+
+
+def test_a_checkpoint_replaced_after_this_process_wrote_it_is_still_refused(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(_entries(3, "x"))
+    cp = checkpoint_path(log.path)
+    body = json.loads(cp.read_text())
+    cp.write_text(json.dumps({**body, "entries": 2}))  # a forged count: its signature no longer holds
+    with pytest.raises(AuditError, match="signature"):
+        log.append(_entries(1, "y"))
+
+
+def test_a_failed_group_reaches_every_waiting_caller(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(_entries(2, "ok"))
+    with log.path.open("a") as fh:
+        fh.write('{"caller":"t1","endpoint":"score","member_id":"M0')  # torn: no append may sign over it
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            log.append(_entries(1, f"t{k}"), checkpointed=k % 2 == 0)
+        except AuditError as err:
+            errors.append(err)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert not any(t.is_alive() for t in ts) and len(errors) == 8
+    assert all("cut short" in str(e) for e in errors)
