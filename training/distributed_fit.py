@@ -5,7 +5,7 @@ by member-grouped cross-validation (``training.train.fit_model``) are made the s
 members that fits one process, and only the final booster is trained on the whole table across the cluster:
 
 1. a seeded sample of the training members, every row of each (``member_sample``), at most ``SAMPLE_ROWS``
-   rows (or the spec's ``max_train_points``);
+   rows (or the spec's ``max_train_points`` if smaller);
 2. on the sample, the usual search (``tune``) and the usual ``RiskModel.fit``: the number of rounds of
    lowest member-grouped cross-validated log loss, the out-of-fold predictions and the calibrator
    cross-fitted on them (the same calibrator code; the sample's booster is discarded);
@@ -20,8 +20,22 @@ enforces monotone constraints with the ``basic`` method rather than ``intermedia
 little more restrictive), and bins are found from the workers' own rows, so the booster is not identical to
 one trained in one process on the same rows.
 
-Where the single process stops (measured on this 2-core, 24 GiB machine, ``admission_180d`` on a 100,000-
-member store, 1.24 million points; see ``DISTRIBUTED_FROM_ROWS``): see the figures beside the constants.
+Where the single process stops, measured on a 2-core, 24 GiB machine shared with other jobs (load 8-12),
+``admission_180d`` on a generated 100,000-member store (1,242,226 points, 665,787 of them training points;
+``fit_model`` with the spec's tuning budget of 10 trials in 180 s, training points sampled down to N):
+
+    training points   fit_model wall   search trials   peak RSS (table held: 1.8 GiB)   test AUROC
+          100,000          223 s              7                 1.9 GiB                    0.733
+          300,000          590 s              1                 3.7 GiB                    0.733
+          665,787          421 s              1                 6.8 GiB                    0.733
+
+The fit costs about 8.7 KiB per training point on top of the table (about 2.7 KiB more per training point
+as the store grows), so on 24 GiB one process runs out of memory near 2 million training points; from 1
+million (about 10 GiB) it goes to the cluster. Past 100,000 points the 180-second search runs one trial:
+the sample below keeps the search. On the same 665,787 training points, ``fit_model_distributed`` on a
+2-worker ``LocalCluster`` (sample of 8,627 members, 99,999 points): 90 s (search 62 s with 10 trials,
+cross-validation 12 s, the cluster's 151 rounds on every point 14 s), driver 2.4 GiB with the table, each
+worker 1.2 GiB, test AUROC 0.734.
 """
 
 from __future__ import annotations
@@ -38,12 +52,12 @@ from umrisk.training.split import Split, member_hash, time_member_split
 from umrisk.training.train import Table, Trained, model_directions
 from umrisk.training.tune import tune
 
-# Training points above which `umrisk train` fits on the cluster when it has one (measured: see the module
-# docstring and the note of issue 13).
+# Training points above which `umrisk train` fits on the cluster when it has one: about 10 GiB for one process,
+# half this 24 GiB machine, which runs out near 2 million (measured and extrapolated: the module docstring).
 DISTRIBUTED_FROM_ROWS = 1_000_000
-# The most rows of the member sample the parameters, rounds and calibration are chosen on (when the spec
-# sets no max_train_points): what one process cross-validates within the tuning budget.
-SAMPLE_ROWS = 300_000
+# The most rows of the member sample that parameters, rounds and calibration are chosen on (the spec's
+# max_train_points if smaller): at 100,000 points the 180-second search still ran 7 to 10 trials.
+SAMPLE_ROWS = 100_000
 ROUNDS_FROM = "rounds_from"  # the tag that says where the number of boosting rounds came from
 
 
@@ -159,7 +173,7 @@ def training_split(table: Table, spec: ModelSpec) -> Split:
 def fit_model_distributed(table: Table, spec: ModelSpec, client, sample_rows: int | None = None) -> Trained:
     """``fit_model`` on the cluster: the same split (its test points unchanged) with every training point,
     parameters, rounds and calibration chosen on a member sample of at most ``sample_rows`` rows (default:
-    the spec's ``max_train_points``, else ``SAMPLE_ROWS``), the booster trained on all training points with
+    ``SAMPLE_ROWS``, or the spec's ``max_train_points`` if smaller), the booster trained on all training points with
     ``lightgbm.dask``. ``Trained.oof`` is None: the out-of-fold predictions are the sample's
     (``model.oof_``)."""
     m = spec.model
@@ -170,7 +184,7 @@ def fit_model_distributed(table: Table, spec: ModelSpec, client, sample_rows: in
     y = train["label"].to_numpy()
     if not 0 < y.sum() < len(y):
         raise ValueError(f"the training points need both outcomes: {int(y.sum())} events in {len(y)} points")
-    limit = sample_rows or m.split.max_train_points or SAMPLE_ROWS
+    limit = sample_rows or min(SAMPLE_ROWS, m.split.max_train_points or SAMPLE_ROWS)
     sample = train.iloc[member_sample(train["member_id"], limit, m.split.seed)]
     t0 = time.perf_counter()
     on_cluster = on_workers(client, train[[*table.features, "label"]])
