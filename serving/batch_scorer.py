@@ -145,6 +145,18 @@ class BatchScorer(Scorer):
                 "as_of": pd.Timestamp(r.as_of).to_pydatetime(), "probability": r.probability, "tier": r.tier,
                 "percentile": r.percentile, "reasons": list(r.reasons or [])[:top]}
 
+    def score(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None = None, top: int = 3) -> list[dict]:
+        """``Scorer.score``: at the run's date a member the run scored is one indexed look-up (no file is read);
+        the others, and other dates, go through ``Scorer.score`` (known? scorable? features on demand)."""
+        when = self.as_of if as_of is None else self.check_date(as_of)
+        if when != self.as_of or top > TOP_STORED:
+            return super().score(model, member_ids, when, top)
+        found = self._rows(model, list(dict.fromkeys(member_ids)))
+        rest = [mid for mid in member_ids if mid not in found]
+        others = {r["member_id"]: r for r in super().score(model, rest, when, top)} if rest else {}
+        return [{**found[mid], "reasons": found[mid]["reasons"][:top]} if mid in found else others[mid]
+                for mid in member_ids]
+
     def _cached(self, model: str, wanted: list[str], top: int) -> tuple[list[dict], dict[str, tuple[str, str]]]:
         """The run's rows; members it did not score (and requests for more reasons than it keeps) on demand."""
         if top > TOP_STORED:
