@@ -7,6 +7,9 @@ For each size in ``BENCH_MEMBERS`` (default 100000,1000000), over 3 years:
   windowed utilization counts by umrisk and by DuckDB on the same frames, median of 3, as a ratio.
   Targets: the admission task for 1,000,000 members at one date in under 5 minutes within 12 GiB;
   the counts within 2x of DuckDB's time.
+- HTTP (``bench/http_run.py``): ``umrisk serve`` serving batch scores with 1 and 2 workers beside a minimal
+  BentoML service doing the same model work for one member, concurrency 1 and 16. Targets: p50 at most 1.3x
+  the minimal service's, throughput at least 0.75x, every score audited durably.
 - train-table on real data (``bench/table_run.py``): the UCI development half, three patient-grouped 80/20
   splits, train-table then evaluate-table beside a plain LightGBM on the same splits. Target: median AUROC
   at least 0.01 above the plain LightGBM's.
@@ -79,6 +82,8 @@ def main() -> None:
             if n == 100_000:
                 training(out)
                 serving(out)
+                child("HTTP: umrisk serve (batch scores, 1 and 2 workers) beside a minimal BentoML service doing the "
+                      "same model work", "bench.http_run", str(out))
             shutil.rmtree(out, ignore_errors=True)
         uci_table()
         seeds()
