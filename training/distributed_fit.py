@@ -147,7 +147,7 @@ def fit_distributed(client, train, sample: pd.DataFrame, spec: ModelSpec, featur
     members = sample["member_id"].nunique()
     tuning = {**tuning, ROUNDS_FROM: f"cross-validation on a sample of {members} members ({len(sample)} points)",
               "sample_members": members, "sample_points": len(sample), "cluster_points": rows,
-              "cluster_workers": len(client.scheduler_info()["workers"])}
+              "cluster_workers": len(client.ncores())}
     return model, tuning, seconds
 
 
@@ -156,7 +156,7 @@ def on_workers(client, frame: pd.DataFrame):
     (so ``lightgbm.dask`` trains on every worker)."""
     import dask.dataframe as dd
 
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = sorted(client.ncores())  # every worker of the cluster
     bounds = np.linspace(0, len(frame), len(workers) + 1).astype(int)
     parts = [client.scatter(frame.iloc[a:b], workers=[w]) for a, b, w in zip(bounds[:-1], bounds[1:], workers,
                                                                            strict=True) if b > a]
