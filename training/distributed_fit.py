@@ -21,8 +21,9 @@ little more restrictive), and bins are found from the workers' own rows, so the 
 one trained in one process on the same rows.
 
 Where the single process stops, measured on a 2-core, 24 GiB machine shared with other jobs (load 8-12),
-``admission_180d`` on a generated 100,000-member store (1,242,226 points, 665,787 of them training points;
-``fit_model`` with the spec's tuning budget of 10 trials in 180 s, training points sampled down to N):
+the member-month admission model shipped in models/ on a generated 100,000-member store (1,242,226 points,
+665,787 of them training points; ``fit_model`` with the spec's tuning budget of 10 trials in 180 s, training
+points sampled down to N):
 
     training points   fit_model wall   search trials   peak RSS (table held: 1.8 GiB)   test AUROC
           100,000          223 s              7                 1.9 GiB                    0.733

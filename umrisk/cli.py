@@ -250,6 +250,11 @@ def train(
                                                             "workers, partition by partition.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Build the features on an existing Dask cluster "
                                                        "(tcp://HOST:PORT).")] = None,
+    distributed: Annotated[bool | None, typer.Option(
+        "--distributed/--single-process",
+        help="Fit LightGBM on the Dask cluster with lightgbm.dask (needs --workers or --scheduler; parameters, "
+             "rounds and calibration by cross-validation on a member sample), or in one process; default: on the "
+             "cluster past 1,000,000 training points when there is one.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Build features (or reuse the store's cached table), split by time and member, tune, fit, calibrate,
@@ -260,13 +265,16 @@ def train(
     if workers and scheduler:
         _fail("give --workers or --scheduler, not both")
     with _dask_client(data, workers, scheduler) as client, _one_line_errors():
-        result = commands.train(model, data, reports, tracking_uri, client=client)
+        result = commands.train(model, data, reports, tracking_uri, client=client, distributed=distributed)
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return
     t = result["test"]
     typer.echo(f"Registered {result['registered_model']} version {result['version']} (alias challenger), "
                f"run {result['run_id']}")
+    if result.get("distributed_fit"):
+        typer.echo("Fitted on the Dask cluster (lightgbm.dask); parameters, rounds and calibration from "
+                   "cross-validation on a member sample")
     typer.echo(f"Test AUROC {t['auroc']:.3f} ({t['auroc_ci_low']:.3f}-{t['auroc_ci_high']:.3f}), AUPRC "
                f"{t['auprc']:.3f}, Brier {t['brier']:.4f}, ICI {t['ici']:.4f}, slope {t['calibration_slope']:.2f}")
     typer.echo("Baselines (AUROC): " + ", ".join(f"{k} {v:.3f}" for k, v in result["baselines"].items()))

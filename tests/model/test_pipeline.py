@@ -30,9 +30,9 @@ def builds(monkeypatch):
     calls = []
     real = train_module.build_table
 
-    def counting(data_dir, spec):
+    def counting(data_dir, spec, client=None, progress=None):
         calls.append(spec.name)
-        return real(data_dir, spec)
+        return real(data_dir, spec, client, progress)
 
     monkeypatch.setattr(train_module, "build_table", counting)
     return calls
