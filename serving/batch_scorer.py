@@ -1,12 +1,14 @@
 """The service's scorer when ``umrisk score-batch`` has run: no population in memory.
 
 At start-up it reads, for each served model, the latest published batch run in the case store (it must be the
-champion version being served, and every model's run must be for the same date) and only the sorted
-probabilities of that run (for percentiles). At the run's date a member's score, tier, percentile and reasons
-are the run's row, one indexed look-up; at any other date, and for members the run did not score, the member's
-history is read from the partitioned store (``serving.histories``) and goes through the same task and features
-as the batch job and training. The outreach list is the run's top rows, filtered in the database. The store's
-first and last day come from the Parquet files' column statistics, not from reading the rows.
+champion version being served, and every model's run must be for the same date). At the run's date a member's
+score, tier, percentile and reasons are the run's row, one indexed look-up; at any other date, and for members
+the run did not score, the member's history is read from the partitioned store (``serving.histories``) and goes
+through the same task and features as the batch job and training, its percentile placed among the run's
+probabilities (read from the case store the first time one is needed). The outreach list is the run's top rows,
+filtered in the database. The store's first and last day come from the Parquet files' column statistics, not
+from reading the rows. A worker looks for newer runs at most once a minute and serves them when every model has
+one (the nightly job), without a restart.
 
 A start-up that cannot serve from the batch (no run, a run of another version, runs for different dates, a
 store not partitioned by member) raises ``NoBatch`` with the reason; ``serving.state`` then says so and scores
@@ -15,6 +17,8 @@ the population at start-up instead.
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,9 @@ from umrisk.serving.histories import NotPartitioned, PartitionedHistories
 from umrisk.serving.reasons import Explainer
 from umrisk.serving.scoring import OPEN_STATUSES, LoadedModel, Scorer
 
+log = logging.getLogger("umrisk.serving")
 TOP_STORED = 3  # reasons kept per batch row (training.score_batch); a request for more is computed on demand
+REFRESH_SECONDS = 60.0  # how often a worker looks for the batch job's newer runs
 
 
 class NoBatch(RuntimeError):
@@ -79,16 +85,44 @@ class BatchScorer(Scorer):
         self.data = Path(data)
         self.models = models
         self.cases = cases
-        self.runs = self.usable_runs(self.data, models, cases)
         self.index = PartitionedHistories(self.data)
-        self.as_of = pd.Timestamp(next(iter(self.runs.values()))["as_of"]).normalize()
+        self._use(self.usable_runs(self.data, models, cases))
+        self.refresh_seconds = REFRESH_SECONDS
+        self._next_check = time.monotonic() + self.refresh_seconds
         self.first_day, self.last_day = store_dates(self.data)
         self.store = None  # nothing of the population is held
         self.cache = {}
         self.explainers = {name: Explainer.from_catalog(m.wrapped.risk_model.features, m.catalog,
                                                         m.wrapped.risk_model.levels_) for name, m in models.items()}
-        self.pop_scores = {name: self._run_probabilities(run["run_id"]) for name, run in self.runs.items()}
-        self.not_scorable = {name: dict(run["not_scorable"]) for name, run in self.runs.items()}
+
+    def _use(self, runs: dict[str, dict]) -> None:
+        """Serve ``runs`` (from ``usable_runs``): their date, their not-scorable counts; the percentiles of
+        on-demand scores are read from a run the first time one is needed."""
+        self.runs = runs
+        self.as_of = pd.Timestamp(next(iter(runs.values()))["as_of"]).normalize()
+        self.not_scorable = {name: dict(run["not_scorable"]) for name, run in runs.items()}
+        self.pop_scores = {}
+
+    def refresh(self) -> None:
+        """Take up the batch job's newer runs, at most once every ``refresh_seconds``: when every model has a
+        newer usable run (the champion's version, one date), the service serves them without a restart; a
+        partial night (one model scored, another not yet) keeps the runs it has."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.refresh_seconds
+        try:
+            runs = self.usable_runs(self.data, self.models, self.cases)
+        except NoBatch:
+            return
+        if {n: r["run_id"] for n, r in runs.items()} != {n: r["run_id"] for n, r in self.runs.items()}:
+            self._use(runs)
+            log.info("serving newer batch runs: %s", ", ".join(f"{n} run {r['run_id']}" for n, r in runs.items()))
+
+    def percentile(self, model: str, p: np.ndarray) -> np.ndarray:
+        if model not in self.pop_scores:
+            self.pop_scores[model] = self._run_probabilities(self.runs[model]["run_id"])
+        return super().percentile(model, p)
 
     @staticmethod
     def usable_runs(data: Path, models: dict[str, LoadedModel], cases: CaseStore) -> dict[str, dict]:
@@ -148,6 +182,7 @@ class BatchScorer(Scorer):
     def score(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None = None, top: int = 3) -> list[dict]:
         """``Scorer.score``: at the run's date a member the run scored is one indexed look-up (no file is read);
         the others, and other dates, go through ``Scorer.score`` (known? scorable? features on demand)."""
+        self.refresh()
         when = self.as_of if as_of is None else self.check_date(as_of)
         if when != self.as_of or top > TOP_STORED:
             return super().score(model, member_ids, when, top)
@@ -184,6 +219,7 @@ class BatchScorer(Scorer):
                  model: str | None = None, top: int = 3) -> dict:
         """The run's top ``capacity`` members out of hospice (optionally of one line of business, not contacted
         lately), chosen in the database; the counts of those left out, by reason."""
+        self.refresh()
         model = self.outreach_model(model)
         run_id = self.runs[model]["run_id"]
         base = [BatchScore.run_id == run_id]

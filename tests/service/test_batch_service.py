@@ -120,12 +120,16 @@ def test_outreach_is_chosen_in_the_database_and_agrees(both):
 def test_the_api_answers_the_same_from_the_batch(both, served):
     body = {"model": "admission_180d", "member_ids": _members(both, 10)}
     answers = []
-    for kind in ("population", "batch"):
-        app.state.umrisk = both[kind]
-        with TestClient(Starlette(routes=[Mount("/v1", app)])) as c:
-            r = c.post("/v1/score", json=body, headers=auth(served["tokens"]["reviewer"]))
-            assert r.status_code == 200, r.text
-            answers.append(r.json()["scores"])
+    before = getattr(app.state, "umrisk", None)  # the session's service state, put back after
+    try:
+        for kind in ("population", "batch"):
+            app.state.umrisk = both[kind]
+            with TestClient(Starlette(routes=[Mount("/v1", app)])) as c:
+                r = c.post("/v1/score", json=body, headers=auth(served["tokens"]["reviewer"]))
+                assert r.status_code == 200, r.text
+                answers.append(r.json()["scores"])
+    finally:
+        app.state.umrisk = before
     assert answers[0] == answers[1]
 
 
@@ -187,3 +191,24 @@ def test_umrisk_serve_with_two_workers_serves_the_batch(both, served, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_the_nightly_run_is_served_without_a_restart(both, served, tmp_path):
+    """A worker takes up the batch job's newer runs (here the same date scored again) on its next request."""
+    import shutil
+
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    shutil.copy(both["url"].removeprefix("sqlite:///"), tmp_path / "cases.db")
+    state = ServiceState.build(replace(served["settings"], scores="batch", database_url=url))
+    s = state.scorer
+    first = {n: r["run_id"] for n, r in s.runs.items()}
+    for m in MODELS:
+        score_batch(m, served["store"], database=url, tracking_uri=served["uri"])
+    ids = [str(m) for m in both["population"].scorer.cache["admission_180d"]["member_id"][:5]]
+    s.score("admission_180d", ids)
+    assert {n: r["run_id"] for n, r in s.runs.items()} == first  # looked for at most once a minute
+    s.refresh_seconds, s._next_check = 0.0, 0.0
+    got = s.score("admission_180d", ids)
+    newer = {n: r["run_id"] for n, r in s.runs.items()}
+    assert all(newer[n] > first[n] for n in MODELS)
+    assert got == both["population"].scorer.score("admission_180d", ids)
