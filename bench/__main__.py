@@ -10,6 +10,11 @@ For each size in ``BENCH_MEMBERS`` (default 100000,1000000), over 3 years:
 - HTTP (``bench/http_run.py``): ``umrisk serve`` serving batch scores with 1 and 2 workers beside a minimal
   BentoML service doing the same model work for one member, concurrency 1 and 16. Targets: p50 at most 1.3x
   the minimal service's, throughput at least 0.75x, every score audited durably.
+- scale (``bench/scale_run.py``, issue 13), only with ``BENCH_SCALE=1`` (over an hour here): features for
+  1,000,000 members on Dask (2 workers) against the single process (identical; at most 2 GiB per worker), a
+  5,000,000-member store generated and featurised on Dask, score-batch, and ``umrisk serve --scores batch``
+  with 1 and 2 workers (start-up at most 10 s, worker RSS at most 1 GiB). Figures and the projection to 10 and
+  50 million members: ``docs/scale.md``.
 - train-table on real data (``bench/table_run.py``): the UCI development half, three patient-grouped 80/20
   splits, train-table then evaluate-table beside a plain LightGBM on the same splits. Target: median AUROC
   at least 0.01 above the plain LightGBM's.
@@ -87,6 +92,8 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
         uci_table()
         seeds()
+        if os.environ.get("BENCH_SCALE"):
+            child("scale: 1,000,000 and 5,000,000 members (issue 13; docs/scale.md)", "bench.scale_run")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
