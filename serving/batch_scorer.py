@@ -86,7 +86,7 @@ class BatchScorer(Scorer):
         self.models = models
         self.cases = cases
         self.index = PartitionedHistories(self.data)
-        self._use(self.usable_runs(self.data, models, cases))
+        self._use(self.usable_runs(self.data, {n: m.version for n, m in models.items()}, cases))
         self.refresh_seconds = REFRESH_SECONDS
         self._next_check = time.monotonic() + self.refresh_seconds
         self.first_day, self.last_day = store_dates(self.data)
@@ -112,7 +112,7 @@ class BatchScorer(Scorer):
             return
         self._next_check = now + self.refresh_seconds
         try:
-            runs = self.usable_runs(self.data, self.models, self.cases)
+            runs = self.usable_runs(self.data, {n: m.version for n, m in self.models.items()}, self.cases)
         except NoBatch:
             return
         if {n: r["run_id"] for n, r in runs.items()} != {n: r["run_id"] for n, r in self.runs.items()}:
@@ -125,7 +125,7 @@ class BatchScorer(Scorer):
         return super().percentile(model, p)
 
     @staticmethod
-    def usable_runs(data: Path, models: dict[str, LoadedModel], cases: CaseStore) -> dict[str, dict]:
+    def usable_runs(data: Path, versions: dict[str, str], cases: CaseStore) -> dict[str, dict]:
         """The latest run of each model, when they can be served together: ``NoBatch`` saying why not (a store
         not partitioned by member, a model never scored in batch or scored by another version than the
         champion, runs for different dates)."""
@@ -134,14 +134,14 @@ class BatchScorer(Scorer):
         except NotPartitioned as err:
             raise NoBatch(str(err)) from err
         runs: dict[str, dict] = {}
-        for name, m in models.items():
+        for name, version in versions.items():
             run = batch.latest_run(cases, name)
             if run is None:
                 raise NoBatch(f"umrisk-{name} has no batch scores in the case store: run "
                               f"`umrisk score-batch {name} --data {data}`")
-            if run["model_version"] != m.version:
+            if run["model_version"] != version:
                 raise NoBatch(f"the latest batch scores of umrisk-{name} (run {run['run_id']}) are from version "
-                              f"{run['model_version']}, but the champion served is version {m.version}: run "
+                              f"{run['model_version']}, but the champion served is version {version}: run "
                               f"`umrisk score-batch {name} --data {data}`")
             runs[name] = run
         dates = {pd.Timestamp(r["as_of"]).normalize() for r in runs.values()}

@@ -145,6 +145,31 @@ def open_cases(settings: Settings) -> CaseStore:
         raise StartupError(str(err)) from err
 
 
+def champion_versions(settings: Settings) -> dict[str, str]:
+    """The champion version of each model ``load_champions`` would load, digest-checked, nothing unpickled (the
+    check ``umrisk serve`` makes before the workers load them); the same ``NoChampion`` when there is none."""
+    return _champions(settings, lambda name: str(registry.verify(name, alias="champion").version))
+
+
+def _champions(settings: Settings, get) -> dict:
+    registry.configure(settings.tracking_uri)
+    out = {}
+    for name in settings.models or spec_names():
+        try:
+            out[name] = get(name)
+        except registry.NoSuchVersion as err:
+            if not settings.models:
+                log.info("umrisk-%s has no champion version: not served", name)
+                continue
+            raise NoChampion(f"umrisk-{name} has no champion version in {mlflow.get_tracking_uri()}: train and "
+                             f"promote it first (umrisk train {name} --data DIR; umrisk promote {name})") from err
+    if not out:
+        raise NoChampion(f"no model has a champion version in {mlflow.get_tracking_uri()} (specs: "
+                         f"{', '.join(spec_names())}): train and promote one first (umrisk train MODEL --data DIR; "
+                         "umrisk promote MODEL)")
+    return out
+
+
 def load_champions(settings: Settings) -> dict[str, LoadedModel]:
     """The champion version of each model, pinned for the life of the service, with the spec registered with
     it (never today's YAML). With no models named, every shipped spec that has a champion is served.
@@ -153,27 +178,17 @@ def load_champions(settings: Settings) -> dict[str, LoadedModel]:
     fails its digest check raises the registry's ``ArtifactTampered`` or ``ArtifactUnverified``."""
     registry.configure(settings.tracking_uri)
     client = mlflow.MlflowClient()
-    out = {}
-    for name in settings.models or spec_names():
-        try:
-            wrapped, mv = registry.load(name, alias="champion")
-        except registry.NoSuchVersion as err:
-            if not settings.models:
-                log.info("umrisk-%s has no champion version: not served", name)
-                continue
-            raise NoChampion(f"umrisk-{name} has no champion version in {mlflow.get_tracking_uri()}: train and "
-                             f"promote it first (umrisk train {name} --data DIR; umrisk promote {name})") from err
+
+    def loaded(name: str) -> LoadedModel:
+        wrapped, mv = registry.load(name, alias="champion")
         run = client.get_run(mv.run_id)
         tags = mv.tags or {}
         metrics = {k.removeprefix("test_"): round(v, 4) for k, v in run.data.metrics.items()
                    if k in ("test_auroc", "test_auprc", "test_brier", "test_ici", "test_calibration_slope")}
-        out[name] = LoadedModel(name, str(mv.version), wrapped, registry.stored_spec(wrapped),
-                                tags.get("trained_from", ""), tags.get("trained_to", ""), metrics)
-    if not out:
-        raise NoChampion(f"no model has a champion version in {mlflow.get_tracking_uri()} (specs: "
-                         f"{', '.join(spec_names())}): train and promote one first (umrisk train MODEL --data DIR; "
-                         "umrisk promote MODEL)")
-    return out
+        return LoadedModel(name, str(mv.version), wrapped, registry.stored_spec(wrapped),
+                           tags.get("trained_from", ""), tags.get("trained_to", ""), metrics)
+
+    return _champions(settings, loaded)
 
 
 @dataclass
@@ -201,13 +216,13 @@ class ServiceState:
         return state
 
 
-def batch_or_why(settings: Settings, models: dict[str, LoadedModel], cases: CaseStore) -> str:
+def batch_or_why(settings: Settings, versions: dict[str, str], cases: CaseStore) -> str:
     """Where the service will take its scores from, in words (for ``umrisk serve`` to say before it starts);
     ``StartupError`` when batch is asked for and cannot be served."""
     if settings.scores == "population":
         return "the population scored at start-up"
     try:
-        runs = BatchScorer.usable_runs(settings.data, models, cases)
+        runs = BatchScorer.usable_runs(settings.data, versions, cases)
     except NoBatch as err:
         if settings.scores == "batch":
             raise StartupError(str(err)) from err

@@ -217,6 +217,29 @@ def resolve(model_name: str, version: str | None = None, alias: str | None = Non
         raise
 
 
+def _verified(mv: ModelVersion, tmp: Path) -> Path:
+    """The version's artifact files downloaded into ``tmp``, once their digest matches the one recorded at
+    registration; ``ArtifactTampered`` or ``ArtifactUnverified`` otherwise."""
+    recorded = (mv.tags or {}).get(DIGEST_TAG)
+    if not recorded:
+        raise ArtifactUnverified(f"the artifact of {mv.name} version {mv.version} has no digest recorded at "
+                                 "registration: it is not loaded (register it again with umrisk train)")
+    local = _download(mv.name, mv.version, tmp)
+    if artifact_digest(local) != recorded:
+        raise ArtifactTampered(f"the artifact of {mv.name} version {mv.version} does not match the digest "
+                               "recorded at registration: it is not loaded (corrupt or tampered files)")
+    return local
+
+
+def verify(model_name: str, version: str | None = None, alias: str | None = None) -> ModelVersion:
+    """The registered version (by number or alias), its artifact's digest checked, nothing unpickled: what a
+    command checks before it hands the loading to another process (``umrisk serve``)."""
+    mv = resolve(model_name, version, alias)
+    with tempfile.TemporaryDirectory(prefix="umrisk-model-") as tmp:
+        _verified(mv, Path(tmp))
+    return mv
+
+
 def load(model_name: str, version: str | None = None, alias: str | None = None) -> tuple[UmriskModel, ModelVersion]:
     """Load a registered version (by number or alias) without refitting anything.
 
@@ -224,16 +247,8 @@ def load(model_name: str, version: str | None = None, alias: str | None = None) 
     registration before anything is unpickled; ``ArtifactTampered`` or ``ArtifactUnverified`` otherwise.
     """
     mv = resolve(model_name, version, alias)
-    recorded = (mv.tags or {}).get(DIGEST_TAG)
-    if not recorded:
-        raise ArtifactUnverified(f"the artifact of {mv.name} version {mv.version} has no digest recorded at "
-                                 "registration: it is not loaded (register it again with umrisk train)")
     with tempfile.TemporaryDirectory(prefix="umrisk-model-") as tmp:
-        local = _download(mv.name, mv.version, Path(tmp))
-        if artifact_digest(local) != recorded:
-            raise ArtifactTampered(f"the artifact of {mv.name} version {mv.version} does not match the digest "
-                                   "recorded at registration: it is not loaded (corrupt or tampered files)")
-        loaded = mlflow.pyfunc.load_model(str(local))
+        loaded = mlflow.pyfunc.load_model(str(_verified(mv, Path(tmp))))
     return loaded.unwrap_python_model(), mv
 
 

@@ -923,7 +923,7 @@ def serve(
         Settings,
         StartupError,
         batch_or_why,
-        load_champions,
+        champion_versions,
         no_token_warning,
         open_cases,
         preflight,
@@ -941,7 +941,7 @@ def serve(
     try:
         token_store, _ = preflight(settings)
         cases = open_cases(settings)  # created or upgraded here, so a problem shows before BentoML starts
-        champions = load_champions(settings)
+        champions = champion_versions(settings)  # digest-checked here; each worker loads them
         source = batch_or_why(settings, champions, cases)
         cases.dispose()
     except StartupError as err:
@@ -950,7 +950,7 @@ def serve(
         _fail(str(err), 1)
     if len(token_store) == 0:
         typer.echo(f"WARNING: {no_token_warning(settings.tokens)}", err=True)
-    typer.echo("Serving " + ", ".join(f"umrisk-{n} version {m.version}" for n, m in champions.items())
+    typer.echo("Serving " + ", ".join(f"umrisk-{n} version {v}" for n, v in champions.items())
                + f" on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}; {source})")
     env = {**os.environ, "UMRISK_DATA": str(settings.data), "UMRISK_TOKENS": str(settings.tokens),
            "UMRISK_AUDIT": str(settings.audit), "MLFLOW_TRACKING_URI": uri, "UMRISK_MAX_BATCH": str(max_batch),
