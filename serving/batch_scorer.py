@@ -85,8 +85,8 @@ class BatchScorer(Scorer):
         self.data = Path(data)
         self.models = models
         self.cases = cases
-        self.index = PartitionedHistories(self.data)
         self._use(self.usable_runs(self.data, {n: m.version for n, m in models.items()}, cases))
+        self.index = PartitionedHistories(self.data)  # a store not partitioned by member is NoBatch above
         self.refresh_seconds = REFRESH_SECONDS
         self._next_check = time.monotonic() + self.refresh_seconds
         self.first_day, self.last_day = store_dates(self.data)

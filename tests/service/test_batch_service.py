@@ -139,6 +139,16 @@ def test_a_start_up_that_cannot_serve_the_batch_says_why(both, served, tmp_path)
         ServiceState.build(replace(served["settings"], scores="batch", database_url=empty))
     auto = ServiceState.build(replace(served["settings"], scores="auto", database_url=empty))
     assert not isinstance(auto.scorer, BatchScorer)  # auto falls back to scoring the population
+    import shutil
+
+    old_layout = tmp_path / "old-layout"
+    shutil.copytree(served["store"], old_layout, ignore=shutil.ignore_patterns("service", "features"))
+    (old_layout / "_partitions.json").unlink()
+    with pytest.raises(StartupError, match="not partitioned by member: convert it with `umrisk data repartition"):
+        ServiceState.build(replace(served["settings"], data=old_layout, scores="batch", database_url=both["url"]))
+    fallback = ServiceState.build(replace(served["settings"], data=old_layout, scores="auto",
+                                          database_url=both["url"]))
+    assert not isinstance(fallback.scorer, BatchScorer)
     models = both["batch"].models
     other = {n: replace(m, version=str(int(m.version) + 1)) for n, m in models.items()}
     with pytest.raises(NoBatch, match="are from version .* but the champion served is version"):
