@@ -50,7 +50,7 @@ import pandas as pd
 from umrisk.features.spec import ModelSpec
 from umrisk.training.model import RiskModel, lgb_params
 from umrisk.training.split import Split, member_hash, time_member_split
-from umrisk.training.train import Table, Trained, model_directions
+from umrisk.training.train import Table, Trained, checked_training_points, model_directions
 from umrisk.training.tune import tune
 
 # Training points above which `umrisk train` fits on the cluster when it has one: about 10 GiB for one process,
@@ -179,12 +179,7 @@ def fit_model_distributed(table: Table, spec: ModelSpec, client, sample_rows: in
     (``model.oof_``)."""
     m = spec.model
     split = training_split(table, spec)
-    if min(len(split.train), len(split.test)) == 0:
-        raise ValueError(f"not enough prediction points to split: {split.sizes()}")
-    train = table.frame.iloc[split.train]
-    y = train["label"].to_numpy()
-    if not 0 < y.sum() < len(y):
-        raise ValueError(f"the training points need both outcomes: {int(y.sum())} events in {len(y)} points")
+    train, _ = checked_training_points(table, split)
     limit = sample_rows or min(SAMPLE_ROWS, m.split.max_train_points or SAMPLE_ROWS)
     sample = train.iloc[member_sample(train["member_id"], limit, m.split.seed)]
     t0 = time.perf_counter()

@@ -112,16 +112,23 @@ def model_directions(spec: ModelSpec) -> dict[str, int]:
     return out
 
 
-def fit_model(table: Table, spec: ModelSpec) -> Trained:
-    """Tune and fit the spec's model on the training points of its time-and-member split."""
-    m = spec.model
-    split = time_member_split(table.frame, m.split)
+def checked_training_points(table: Table, split: Split) -> tuple[pd.DataFrame, np.ndarray]:
+    """The training rows of ``split`` and their labels; ``ValueError`` for a split without training or test
+    points, or training points with one outcome only."""
     if min(len(split.train), len(split.test)) == 0:
         raise ValueError(f"not enough prediction points to split: {split.sizes()}")
     f = table.frame.iloc[split.train]
     y = f["label"].to_numpy()
     if not 0 < y.sum() < len(y):
         raise ValueError(f"the training points need both outcomes: {int(y.sum())} events in {len(y)} points")
+    return f, y
+
+
+def fit_model(table: Table, spec: ModelSpec) -> Trained:
+    """Tune and fit the spec's model on the training points of its time-and-member split."""
+    m = spec.model
+    split = time_member_split(table.frame, m.split)
+    f, y = checked_training_points(table, split)
     X = f[table.features]
     groups = f["member_id"]
     monotone = model_directions(spec) if m.lightgbm.monotone else None
