@@ -16,7 +16,9 @@ import json
 import logging
 import math
 import time
+import traceback
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
@@ -145,8 +147,8 @@ class Guard:
             await self.app(scope, receive, tracking)
         except Exception as exc:  # noqa: BLE001 - the point is to catch everything
             reference = uuid.uuid4().hex[:12]
-            log.error("internal error %s on %s %s: %s", reference, scope.get("method"), _route(scope, outer),
-                      type(exc).__name__)
+            log.error("internal error %s on %s %s: %s at %s", reference, scope.get("method"), _route(scope, outer),
+                      type(exc).__name__, _where(exc))
             if not started:
                 await _send_error(tracking, 500, "internal error", {"reference": reference})
         finally:
@@ -274,6 +276,17 @@ def _known_model(s: ServiceState, model: str | None, field: str = "body.model") 
     if model is not None and model not in s.models:
         raise _invalid([{"field": field, "message": f"unknown model {model!r}: this service serves "
                                                     f"{', '.join(sorted(s.models))}"}])
+
+
+def _where(exc: BaseException) -> str:
+    """Where an unexpected error was raised: the innermost frame of umrisk's own code and the innermost frame
+    overall, as ``file:line function`` (code locations only, never values, so the log stays free of member
+    data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "site-packages" not in f.filename and any(
+        f"/{d}/" in f.filename for d in ("serving", "features", "training", "umrisk"))]
+    shown = [f for f in (ours[-1] if ours else None, frames[-1] if frames else None) if f is not None]
+    return " < ".join(dict.fromkeys(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(shown))) or "?"
 
 
 def _history_store(history) -> dict[str, pd.DataFrame]:

@@ -592,3 +592,23 @@ def test_openapi_has_a_bearer_scheme_and_every_status(client):
                     assert content["application/json"]["schema"]["$ref"].endswith("/ErrorResponse"), (path, code)
                 else:  # the FHIR operation answers its errors as an OperationOutcome
                     assert set(content) == {"application/fhir+json"}, (path, code)
+
+
+def test_an_unexpected_error_is_a_500_with_a_reference_and_a_logged_code_location(client, served, monkeypatch, caplog):
+    """The caller gets the one error shape with a reference; the log gets the reference, the exception type and
+    where in umrisk's code it was raised, and no member identifier."""
+    scorer = app.state.umrisk.scorer
+
+    def broken(*args, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'x'")
+
+    monkeypatch.setattr(scorer, "score", broken)
+    mid = "M-SECRET-42"
+    with caplog.at_level("ERROR", logger="umrisk.serving"):
+        r = client.post("/v1/score", json={"model": "admission_180d", "member_ids": [mid]},
+                        headers=auth(served["tokens"]["reviewer"]))
+    assert r.status_code == 500 and r.json()["error"] == "internal error"
+    reference = r.json()["details"]["reference"] if isinstance(r.json()["details"], dict) else None
+    line = next(m for m in caplog.messages if "internal error" in m)
+    assert "AttributeError at test_api.py:" in line and "broken" in line and mid not in line
+    assert reference is None or reference in line
