@@ -154,17 +154,26 @@ def _period_at(periods: pd.DataFrame, members: pd.Series, when: pd.Series) -> pd
                          "end": m["end_date"].where(inside).to_numpy()}, index=members.index)
 
 
+class NoDates(ValueError):
+    """A store (or an inline history) with no enrollment span and no encounter covers no date."""
+
+
+def _days(values: list) -> list[pd.Timestamp]:
+    days = [pd.Timestamp(v).normalize() for v in values if pd.notna(v)]
+    if not days:
+        raise NoDates("no enrollment span and no encounter: the history covers no date to score")
+    return days
+
+
 def data_end(store: dict[str, pd.DataFrame]) -> pd.Timestamp:
-    """The first day the store no longer sees: the day after its last admission or enrollment day."""
-    candidates = [store["encounters"]["admit_time"].max().normalize() + DAY,
-                  store["enrollment"]["end_date"].max() + DAY]
-    return min(t for t in candidates if pd.notna(t)).normalize()
+    """The first day the store no longer sees: the day after its last admission or enrollment day (either may
+    be missing: a history without encounters ends with its enrollment)."""
+    return min(_days([store["encounters"]["admit_time"].max(), store["enrollment"]["end_date"].max()])) + DAY
 
 
 def data_start(store: dict[str, pd.DataFrame]) -> pd.Timestamp:
     """The first day the store sees: its first enrollment or admission day."""
-    candidates = [store["enrollment"]["start_date"].min(), store["encounters"]["admit_time"].min()]
-    return min(t for t in candidates if pd.notna(t)).normalize()
+    return min(_days([store["enrollment"]["start_date"].min(), store["encounters"]["admit_time"].min()]))
 
 
 def stays_with_planned(store: dict[str, pd.DataFrame], max_gap_days: int = 1) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from umrisk.features.cohorts import NoDates
 from umrisk.features.schema import TABLES, conform
 from umrisk.serving.auth import ALLOWED, Caller
 from umrisk.serving.review_api import build_router
@@ -319,6 +320,8 @@ def score(body: ScoreRequest, request: Request, caller: Annotated[Caller, Depend
             scores = s.scorer.score(body.model, body.member_ids, as_of, body.top_reasons)
     except OutOfRange as err:
         raise _invalid([{"field": "body.as_of", "message": str(err)}]) from None
+    except NoDates as err:
+        raise _invalid([{"field": "body.history", "message": str(err)}]) from None
     for r in scores:
         r.setdefault("model", body.model)
     _audit(s, caller, "score", scores)

@@ -612,3 +612,19 @@ def test_an_unexpected_error_is_a_500_with_a_reference_and_a_logged_code_locatio
     line = next(m for m in caplog.messages if "internal error" in m)
     assert "AttributeError at test_api.py:" in line and "broken" in line and mid not in line
     assert reference is None or reference in line
+
+
+@pytest.mark.parametrize("model", ["admission_180d", "readmission_30d"])
+def test_an_inline_history_without_encounters_is_answered_not_a_500(client, served, model):
+    """Found by the fuzzer: the end of a history without encounters was read from a missing admission time."""
+    h = {"members": [{"member_id": "X1", "birth_date": "1950-01-01", "sex": "F"}],
+         "enrollment": [{"member_id": "X1", "start_date": "1999-01-01", "end_date": "2000-01-01",
+                         "line_of_business": "medicare"}]}
+    r = client.post("/v1/score", json={"model": model, "history": h}, headers=auth(served["tokens"]["admin"]))
+    assert r.status_code == 200, r.text
+    (entry,) = r.json()["scores"]
+    assert entry["member_id"] == "X1" and ("probability" in entry or "not scorable on 2000-01-01" in entry["error"])
+    h["enrollment"] = []
+    r = client.post("/v1/score", json={"model": model, "history": h}, headers=auth(served["tokens"]["admin"]))
+    assert r.status_code == 422, r.text
+    assert r.json()["details"][0]["field"].startswith("body.history")
