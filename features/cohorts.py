@@ -176,6 +176,22 @@ def data_start(store: dict[str, pd.DataFrame]) -> pd.Timestamp:
     return min(_days([store["enrollment"]["start_date"].min(), store["encounters"]["admit_time"].min()]))
 
 
+def store_dates(dataset) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last day a store on disk covers (``data_start`` and the day before ``data_end``), from the
+    bounds of the three columns that decide them, without loading the tables."""
+    from umrisk.features.schema import column_bound
+
+    edges = {"encounters": pd.DataFrame({"admit_time": pd.Series(
+                 [column_bound(dataset, "encounters", "admit_time", w) for w in ("min", "max")],
+                 dtype="datetime64[us]")}),
+             "enrollment": pd.DataFrame({
+                 "start_date": pd.Series([column_bound(dataset, "enrollment", "start_date", "min")],
+                                         dtype="datetime64[us]"),
+                 "end_date": pd.Series([column_bound(dataset, "enrollment", "end_date", "max")],
+                                       dtype="datetime64[us]")})}
+    return data_start(edges), data_end(edges) - DAY
+
+
 def stays_with_planned(store: dict[str, pd.DataFrame], max_gap_days: int = 1) -> pd.DataFrame:
     """Chained inpatient stays with the CMS planned flag."""
     stays = chain_stays(store["encounters"], max_gap_days)

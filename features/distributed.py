@@ -30,14 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
 from umrisk.features.build import build_features, feature_set
-from umrisk.features.cohorts import DAY, CohortReport, data_end
+from umrisk.features.cohorts import DAY, CohortReport, store_dates
 from umrisk.features.partition import load_partition, partitions
-from umrisk.features.schema import table_files
+from umrisk.features.schema import column_bound
 from umrisk.features.spec import ModelSpec
 from umrisk.features.tasks import task_for
 
@@ -67,27 +65,10 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         yield client
 
 
-def _column_bound(dataset: Path | str, table: str, column: str, which: str) -> pd.Timestamp:
-    """The min or max of one column over a table, read one file and one column at a time."""
-    values = []
-    for f in table_files(dataset, table):
-        v = pc.min_max(pq.read_table(f, columns=[column]).column(column))[which].as_py()
-        if v is not None:
-            values.append(pd.Timestamp(v))
-    if not values:
-        return pd.NaT
-    return min(values) if which == "min" else max(values)
-
-
 def store_bounds(dataset: Path | str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """(first enrollment day, end of the data) of the whole store, as the single-process cohort computes them,
-    from three columns."""
-    first = _column_bound(dataset, "enrollment", "start_date", "min")
-    edges = {"encounters": pd.DataFrame({"admit_time": pd.Series([_column_bound(dataset, "encounters",
-                                                                                "admit_time", "max")])}),
-             "enrollment": pd.DataFrame({"end_date": pd.Series([_column_bound(dataset, "enrollment", "end_date",
-                                                                              "max")])})}
-    return first, data_end(edges)
+    from the columns' bounds."""
+    return column_bound(dataset, "enrollment", "start_date", "min"), store_dates(dataset)[1] + DAY
 
 
 def with_first_date(spec: ModelSpec, first_enrollment: pd.Timestamp) -> ModelSpec:

@@ -274,6 +274,27 @@ def table_files(dataset: Path | str, table: str) -> list[Path]:
     return [single] if single.exists() else []
 
 
+def column_bound(dataset: Path | str, table: str, column: str, which: Literal["min", "max"]) -> pd.Timestamp:
+    """The smallest or largest value of a timestamp ``column`` over every file of ``table`` (NaT when there is
+    none), from the Parquet row groups' statistics, reading the column itself only from a file without them: the
+    bounds of a store in milliseconds, whatever its size."""
+    found = []
+    for f in table_files(dataset, table):
+        meta = pq.ParquetFile(f).metadata
+        idx = meta.schema.to_arrow_schema().get_field_index(column)
+        stats = [meta.row_group(g).column(idx).statistics for g in range(meta.num_row_groups)
+                 if meta.row_group(g).num_rows]
+        if all(st is not None and st.has_min_max for st in stats):
+            found += [pd.Timestamp(getattr(st, which)) for st in stats]
+        else:
+            values = pq.read_table(f, columns=[column]).column(column).drop_null()
+            if len(values):
+                found.append(pd.Timestamp(getattr(values.to_pandas(), which)()))
+    if not found:
+        return pd.NaT
+    return min(found) if which == "min" else max(found)
+
+
 def part_path(dataset: Path | str, table: str, part: int) -> Path:
     """Where part ``part`` of ``table`` lives in the folder layout (``DIR/<table>/part-00003.parquet``)."""
     return Path(dataset) / table / f"part-{part:05d}.parquet"

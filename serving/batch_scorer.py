@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
-from umrisk.features.cohorts import data_end, data_start
+from umrisk.features.cohorts import store_dates
 from umrisk.features.schema import read_table, table_files
 from umrisk.serving.cases import batch
 from umrisk.serving.cases.models import BatchScore
@@ -42,40 +42,6 @@ REFRESH_SECONDS = 60.0  # how often a worker looks for the batch job's newer run
 
 class NoBatch(RuntimeError):
     """The batch job's scores cannot be served; the message says why and what to run."""
-
-
-def _column_bound(files: list[Path], column: str, end: str) -> pd.Timestamp | None:
-    """The smallest (``end="min"``) or largest value of ``column`` over ``files``, from the row groups'
-    statistics; None when a file has none (then the caller reads the column)."""
-    found = []
-    for f in files:
-        meta = pq.ParquetFile(f).metadata
-        idx = meta.schema.to_arrow_schema().get_field_index(column)
-        for g in range(meta.num_row_groups):
-            if meta.row_group(g).num_rows == 0:
-                continue
-            st = meta.row_group(g).column(idx).statistics
-            if st is None or not st.has_min_max:
-                return None
-            found.append(pd.Timestamp(getattr(st, end)))
-    if not found:
-        return pd.NaT
-    return min(found) if end == "min" else max(found)
-
-
-def store_dates(data: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The first and last day of the store, as ``features.cohorts.data_start``/``data_end`` define them."""
-    enc, enr = table_files(data, "encounters"), table_files(data, "enrollment")
-    bounds = [_column_bound(enc, "admit_time", "min"), _column_bound(enc, "admit_time", "max"),
-              _column_bound(enr, "start_date", "min"), _column_bound(enr, "end_date", "max")]
-    if any(b is None for b in bounds):  # no statistics: read the two tables' date columns
-        frames = {"encounters": read_table(data, "encounters", ["admit_time"]),
-                  "enrollment": read_table(data, "enrollment", ["start_date", "end_date"])}
-    else:
-        frames = {"encounters": pd.DataFrame({"admit_time": pd.Series([bounds[0], bounds[1]], dtype="datetime64[us]")}),
-                  "enrollment": pd.DataFrame({"start_date": pd.Series([bounds[2]], dtype="datetime64[us]"),
-                                              "end_date": pd.Series([bounds[3]], dtype="datetime64[us]")})}
-    return data_start(frames), data_end(frames) - pd.Timedelta(days=1)
 
 
 class BatchScorer(Scorer):

@@ -173,12 +173,14 @@ def utilization(store: dict[str, pd.DataFrame], readmission_spec: DischargeSpec 
 def utilization_partitioned(dataset: Path | str, readmission_spec: DischargeSpec | None) -> pd.DataFrame:
     """``utilization`` of a store partitioned by member, one partition in memory at a time (what a service
     that holds no population computes for the managers' page): the same figures."""
-    from umrisk.features.distributed import store_bounds, with_first_date
+    from umrisk.features.cohorts import store_dates
+    from umrisk.features.distributed import with_first_date
     from umrisk.features.partition import load_partition, partitions
-    from umrisk.serving.batch_scorer import store_dates
+    from umrisk.features.schema import column_bound
 
-    first_day, last_day = store_dates(Path(dataset))
-    first_enrollment, end = store_bounds(dataset)
+    first_day, last_day = store_dates(dataset)
+    end = last_day + pd.Timedelta(days=1)
+    first_enrollment = column_bound(dataset, "enrollment", "start_date", "min")
     months = pd.date_range(first_day.to_period("M").to_timestamp(), last_day.to_period("M").to_timestamp(), freq="MS")
     spec = with_first_date(readmission_spec, first_enrollment) if readmission_spec is not None else None
     tables = ("members", "enrollment", "encounters", "diagnoses", "procedures")

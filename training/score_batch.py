@@ -29,10 +29,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from umrisk.features.cohorts import data_end, data_start
+from umrisk.features.cohorts import store_dates
 from umrisk.features.distributed import dask_client
 from umrisk.features.partition import load_partition, partitions
-from umrisk.features.schema import read_table
 from umrisk.features.store import HistoryStore, load_store
 from umrisk.features.tasks import task_for
 from umrisk.serving.cases import batch
@@ -74,17 +73,9 @@ def load_model(model: str, version: str | None = None, alias: str | None = None)
                        tags.get("trained_to", ""), {})
 
 
-def scoring_dates(data: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The first and last day the store ``data`` covers (the service's default scoring date is the last), read
-    from the two tables that bound it."""
-    bounds = {"encounters": read_table(data, "encounters", ["admit_time"]),
-              "enrollment": read_table(data, "enrollment", ["start_date", "end_date"])}
-    return data_start(bounds), data_end(bounds) - pd.Timedelta(days=1)
-
-
 def scoring_date(data: Path, as_of: pd.Timestamp | str | None) -> pd.Timestamp:
     """``as_of`` as a day inside the store's data (default: its last day), else ``OutOfRange``."""
-    first, last = scoring_dates(data)
+    first, last = store_dates(data)
     day = last if as_of is None else pd.Timestamp(as_of).normalize()
     if not first <= day <= last:
         raise OutOfRange(f"as_of {day.date()} is outside the data, which covers {first.date()} to {last.date()}")

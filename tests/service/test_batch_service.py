@@ -11,8 +11,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from tests.service.conftest import auth
+from umrisk.features.cohorts import store_dates
 from umrisk.serving.api import app
-from umrisk.serving.batch_scorer import BatchScorer, NoBatch, store_dates
+from umrisk.serving.batch_scorer import BatchScorer, NoBatch
 from umrisk.serving.histories import PartitionedHistories
 from umrisk.serving.scoring import MemberIndex
 from umrisk.serving.state import ServiceState, StartupError
