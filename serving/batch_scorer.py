@@ -159,17 +159,9 @@ class BatchScorer(Scorer):
                 for mid in member_ids]
 
     def _cached(self, model: str, wanted: list[str], top: int) -> tuple[list[dict], dict[str, tuple[str, str]]]:
-        """The run's rows; members it did not score (and requests for more reasons than it keeps) on demand."""
-        if top > TOP_STORED:
-            return self._on_demand(model, wanted, self.as_of, top)
-        found = self._rows(model, wanted)
-        scored = [{**r, "reasons": r["reasons"][:top]} for r in found.values()]
-        rest = [mid for mid in wanted if mid not in found]
-        reasons: dict[str, tuple[str, str]] = {}
-        if rest:
-            more, reasons = self._on_demand(model, rest, self.as_of, top)
-            scored += more
-        return scored, reasons
+        """At the run's date, the members ``score`` did not answer from the run (it did not score them, or more
+        reasons are asked for than it keeps): on demand, with the task's reason for those it cannot score."""
+        return self._on_demand(model, wanted, self.as_of, top)
 
     # ------------------------------------------------------------------ review queue
     def open_cases(self) -> pd.DataFrame:
