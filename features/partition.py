@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from umrisk.features.schema import TABLES, part_path, table_files, to_arrow
@@ -37,6 +38,7 @@ KEY = "member_id"
 MANIFEST = "_partitions.json"
 MEMBERS_PER_PARTITION = 50_000  # a partition of 50,000 members builds its features in well under 1 GiB
 ROW_BUDGET = 2_000_000  # rows buffered by a writer across its partitions before they are written out
+ROW_GROUP_ROWS = 16_384  # rows of one row group: a member's rows are read by decoding a group or two, not a file
 BATCH_ROWS = 500_000  # rows read at a time when a store is repartitioned
 
 NOT_PARTITIONED = "not partitioned by member; run umrisk data repartition"
@@ -149,9 +151,12 @@ def read_member(dataset: Path | str, table: str, member_id: str,
 class PartitionWriter:
     """Writes one table of a store in ``n`` member partitions from frames or Arrow tables added in order.
 
-    Rows keep the order they were added in within each partition. Added rows are buffered up to
-    ``budget`` rows in all, then written out as one row group per partition, so memory stays bounded
-    whatever the size of the table. Every partition gets a file, an empty one when no row falls in it.
+    Added rows are buffered up to ``budget`` rows in all, then written out partition by partition, so memory
+    stays bounded whatever the size of the table. Each partition's buffered rows are sorted by member (a
+    member's rows keep the order they were added in) and written in row groups of ``ROW_GROUP_ROWS``, so each
+    group covers a narrow range of ids and reading one member (``read_member``, the service's on-demand
+    histories) decodes only the groups whose statistics can hold it. Every partition gets a file, an empty one
+    when no row falls in it.
     """
 
     def __init__(self, dataset: Path | str, table: str, n: int, budget: int = ROW_BUDGET) -> None:
@@ -190,7 +195,9 @@ class PartitionWriter:
                 if k not in self._writers:
                     self._writers[k] = pq.ParquetWriter(part_path(self.dataset, self.table, k), self.schema,
                                                         compression="zstd")
-                self._writers[k].write_table(pa.concat_tables(chunks), row_group_size=self.budget)
+                rows = pa.concat_tables(chunks)
+                rows = rows.take(pc.sort_indices(rows, sort_keys=[(KEY, "ascending")]))  # stable: add order kept
+                self._writers[k].write_table(rows, row_group_size=ROW_GROUP_ROWS)
                 self._buffers[k] = []
         self._buffered = 0
 
@@ -216,7 +223,7 @@ def write_partitioned(df: pd.DataFrame, dataset: Path | str, table: str, n: int)
 
 def partition_table(src: Path | str, dst: Path | str, table: str, n: int) -> int:
     """Stream ``table`` of ``src`` into ``n`` member partitions in ``dst``, file by file and batch by batch
-    (rows keep their order within a partition; values and types are copied as stored). Returns the rows."""
+    (a member's rows keep their order; values and types are copied as stored). Returns the rows."""
     writer = PartitionWriter(dst, table, n)
     rows = 0
     for f in table_files(src, table):

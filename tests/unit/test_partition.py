@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from umrisk.features import partition
 from umrisk.features.importers import run_import
 from umrisk.features.partition import (
     load_partition,
@@ -99,6 +100,33 @@ def test_read_member_reads_only_its_partition(partitioned, tmp_path):
     got = read_member(store, "encounters", member)
     pd.testing.assert_frame_equal(got, expected)
     assert read_member(store, "encounters", "nobody", columns=["member_id", "admit_time"]).empty
+
+
+def test_a_partition_is_written_in_member_order_in_small_row_groups(tmp_path, monkeypatch):
+    """Rows are sorted by member within each flush (a member's rows keep the order they were added in) and
+    written in row groups of ROW_GROUP_ROWS, so a member's read is pruned to the groups that can hold it."""
+    monkeypatch.setattr(partition, "ROW_GROUP_ROWS", 50)
+    ids = [f"M{i:08d}" for i in range(400)]
+    rows = pd.DataFrame({"member_id": [ids[(7 * j) % 400] for j in range(2_000)],
+                         "birth_date": pd.Timestamp("1950-01-01"), "sex": "F", "race_ethnicity": None,
+                         "state": [f"{j:04d}" for j in range(2_000)],  # state: the order rows were added in
+                         "death_date": pd.NaT})
+    partition.write_partitioned(rows, tmp_path, "members", 2)
+    for k in range(2):
+        meta = pq.ParquetFile(tmp_path / "members" / f"part-{k:05d}.parquet").metadata
+        assert meta.num_row_groups > 1 and max(meta.row_group(g).num_rows for g in range(meta.num_row_groups)) <= 50
+        stored = pq.read_table(tmp_path / "members" / f"part-{k:05d}.parquet").to_pandas()
+        assert stored["member_id"].is_monotonic_increasing
+        mine = rows[partition_of(rows["member_id"], 2) == k]
+        assert stored.groupby("member_id")["state"].agg(list).to_dict() == \
+            mine.groupby("member_id")["state"].agg(list).to_dict()
+        ranges = [(meta.row_group(g).column(0).statistics.min, meta.row_group(g).column(0).statistics.max)
+                  for g in range(meta.num_row_groups)]
+        member = stored["member_id"].iloc[len(stored) // 2]
+        assert sum(lo <= member <= hi for lo, hi in ranges) <= 2  # the groups a filtered read decodes
+    member = ids[123]
+    got = read_member(tmp_path, "members", member, columns=["member_id", "state"])
+    assert got["state"].tolist() == rows.loc[rows["member_id"] == member, "state"].tolist()
 
 
 def test_validator_names_a_row_in_the_wrong_partition(partitioned, tmp_path):
