@@ -223,14 +223,16 @@ def executor(workers: int | None, scheduler: str | None) -> str:
 def score_batch(model: str, data: Path, as_of: pd.Timestamp | dt.date | str | None = None,
                 version: str | None = None, alias: str | None = None, database: str | None = None,
                 out: Path | None = None, tracking_uri: str | None = None, workers: int | None = None,
-                scheduler: str | None = None, progress: Callable[[int], None] | None = None) -> dict:
+                scheduler: str | None = None, progress: Callable[[int], None] | None = None,
+                keep: int | None = None) -> dict:
     """Load the model, score the store's eligible population at ``as_of`` (default: the store's last day), write
     the run to the case store (``database``, default the service's: ``UMRISK_DATABASE_URL``, else
     ``<store>/service/cases.db``) and, with ``out``, to Parquet. Return the run's summary.
 
     With ``workers`` (a ``LocalCluster`` of that many processes) or ``scheduler`` (an existing Dask cluster's
     address) the store is scored partition by partition on Dask, with the same result; ``progress`` is told
-    each partition scored. The case store is opened (and its schema upgraded) before anything is scored, so a
+    each partition scored. The model's ``keep`` latest runs (default ``batch.KEEP_RUNS``) stay current; older
+    ones are retired. The case store is opened (and its schema upgraded) before anything is scored, so a
     database that cannot be reached fails at once."""
     t0 = time.perf_counter()
     started = utcnow()
@@ -257,7 +259,7 @@ def score_batch(model: str, data: Path, as_of: pd.Timestamp | dt.date | str | No
                              as_of=day.to_pydatetime(), started_at=started, ran_by=ran_by(),
                              executor=executor(workers, scheduler), code_version=code_version(),
                              not_scorable=dict(sorted(result.not_scorable.items())))
-        run_id = batch.write_run(cases, info, result.rows)
+        run_id = batch.write_run(cases, info, result.rows, keep=keep or batch.KEEP_RUNS)
     finally:
         cases.dispose()
     if out is not None:

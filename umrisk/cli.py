@@ -668,11 +668,15 @@ def score_batch(
                                                             "cluster of this many worker processes.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Score on an existing Dask cluster: its scheduler's "
                                                        "address (tcp://host:8786).")] = None,
+    keep: Annotated[int | None, typer.Option(min=1, help="Runs (scoring dates) of the model kept in the case store, "
+                                                         "older ones retired and their rows deleted (default: 31, a "
+                                                         "month of nightly runs).")] = None,
     tracking_uri: TrackingOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score the store's whole eligible population with reasons into the case store (and Parquet), tagged with
-    the model version and the store fingerprint; a new run for the same model and date replaces the old one."""
+    the model version and the store fingerprint; a new run for the same model and date replaces the old one,
+    and the model keeps its --keep latest runs."""
     from tqdm import tqdm
 
     from umrisk.serving.cases.db import DatabaseError
@@ -692,7 +696,8 @@ def score_batch(
     with _one_line_errors(), tqdm(unit="partition", desc=f"scoring {model}", leave=False, dynamic_ncols=True,
                                   disable=None if workers or scheduler else True) as bar:
         try:
-            r = run(model, data, day, version, alias, url, out, tracking_uri, workers, scheduler, progress=bar.update)
+            r = run(model, data, day, version, alias, url, out, tracking_uri, workers, scheduler, progress=bar.update,
+                    keep=keep)
         except (BatchError, DatabaseError, OutOfRange) as err:
             _fail(str(err))
     if as_json:

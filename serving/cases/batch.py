@@ -8,6 +8,9 @@ stays as the record of what ran. A run that fails while writing is marked ``fail
 killed midway is found still ``writing`` by the model's next run a day or more later, and treated alike.
 
 A model's latest run is its current run with the latest scoring date (the newest of two published at once).
+A model keeps its ``keep`` latest current runs (one per scoring date: ``KEEP_RUNS`` unless told, a month of
+nightly runs); publishing a run ``retires`` the older ones (status ``retired``) and deletes their rows, so a
+nightly job does not grow the case store without end. Their ``batch_runs`` rows stay.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from umrisk.serving.cases.models import BatchRun, BatchScore
 from umrisk.serving.cases.repository import CaseStore, utcnow
 
 CHUNK = 5000
+KEEP_RUNS = 31  # current runs (scoring dates) kept per model: a month of nightly runs, a member's score trend
 ABANDONED_AFTER = dt.timedelta(days=1)  # a run still writing after this long was killed midway
 SCORE_COLUMNS = ("member_id", "as_of", "probability", "tier", "percentile", "reasons", "hospice", "line_of_business")
 
@@ -88,14 +92,30 @@ def _publish(conn: Connection, run_id: int, info: RunInfo, rows: int) -> list[in
     return list(old)
 
 
-def write_run(cases: CaseStore, info: RunInfo, scores: pd.DataFrame, chunk: int = CHUNK) -> int:
+def _retire(conn: Connection, model: str, keep: int) -> list[int]:
+    """Mark ``retired`` the model's current runs older than its ``keep`` latest (by scoring date, then id), in
+    the publishing transaction; return them, for their rows to be deleted."""
+    kept = (select(BatchRun.id).where(BatchRun.model == model, BatchRun.status == "current")
+            .order_by(BatchRun.as_of.desc(), BatchRun.id.desc()).limit(keep))
+    old = conn.scalars(select(BatchRun.id).where(BatchRun.model == model, BatchRun.status == "current",
+                                                 BatchRun.id.not_in(kept.scalar_subquery()))).all()
+    if old:
+        conn.execute(update(BatchRun).where(BatchRun.id.in_(old)).values(status="retired"))
+    return list(old)
+
+
+def write_run(cases: CaseStore, info: RunInfo, scores: pd.DataFrame, chunk: int = CHUNK,
+              keep: int = KEEP_RUNS) -> int:
     """Write a run's scores (one row per member: ``SCORE_COLUMNS``; ``hospice`` and ``line_of_business`` may be
-    missing) and publish it, superseding the current run of the same model and scoring date; return the run's id.
+    missing) and publish it, superseding the current run of the same model and scoring date and retiring the
+    model's current runs beyond its ``keep`` latest; return the run's id.
 
     A database error becomes ``DatabaseError`` naming the database and the driver's first line, never the rows
     (SQLAlchemy's own message lists the statement's parameters: member ids and reasons)."""
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (the run being published), not {keep}")
     try:
-        return _write_run(cases.engine, info, scores, chunk)
+        return _write_run(cases.engine, info, scores, chunk, keep)
     except SQLAlchemyError as err:
         cause = getattr(err, "orig", None) or err
         first = (str(cause).splitlines() or [""])[0][:300]
@@ -103,7 +123,7 @@ def write_run(cases: CaseStore, info: RunInfo, scores: pd.DataFrame, chunk: int 
                             f"({cause.__class__.__name__}: {first})") from None
 
 
-def _write_run(engine: Engine, info: RunInfo, scores: pd.DataFrame, chunk: int) -> int:
+def _write_run(engine: Engine, info: RunInfo, scores: pd.DataFrame, chunk: int, keep: int) -> int:
     with engine.begin() as conn:
         run_id = conn.execute(insert(BatchRun).values(
             model=info.model, model_version=info.model_version, data_sha256=info.data_sha256, as_of=info.as_of,
@@ -115,6 +135,7 @@ def _write_run(engine: Engine, info: RunInfo, scores: pd.DataFrame, chunk: int) 
                 conn.execute(insert(BatchScore), batch)
         with engine.begin() as conn:
             old = _publish(conn, run_id, info, len(scores))
+            old += _retire(conn, info.model, keep)
     except BaseException:
         with engine.begin() as conn:
             conn.execute(update(BatchRun).where(BatchRun.id == run_id).values(status="failed", finished_at=utcnow()))

@@ -28,7 +28,7 @@ DECISIONS = ("approved", "denied", "pended_for_information", "escalated")
 FINAL_DECISIONS = ("approved", "denied")
 CHANNELS = ("phone", "sms", "email", "mail", "in_person", "portal")
 CONTACT_OUTCOMES = ("reached", "no_answer", "declined", "enrolled")
-RUN_STATUSES = ("writing", "current", "superseded", "failed")
+RUN_STATUSES = ("writing", "current", "superseded", "retired", "failed")
 
 # constraint names that Alembic and every database agree on
 NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -197,6 +197,30 @@ def test_a_run_for_another_date_keeps_the_first_and_becomes_the_latest(case_stor
     assert history[0]["data_sha256"] == "0" * 64 and history[0]["model_version"] == "1"
 
 
+def test_a_model_keeps_its_latest_runs_and_retires_the_rest(case_store):
+    """Nightly runs do not grow the case store without end: publishing a run retires the model's current runs
+    beyond its ``keep`` latest scoring dates and deletes their rows; another model's runs are left alone."""
+    model, other = f"k{uuid.uuid4().hex[:8]}", f"o{uuid.uuid4().hex[:8]}"
+    days = [pd.Timestamp("2025-06-01") + pd.Timedelta(days=d) for d in range(4)]
+    other_id = batch.write_run(case_store, _info(other), _frame(20, 0.0))
+    ids = [batch.write_run(case_store, batch.RunInfo(**{**_info(model).__dict__, "as_of": day}),
+                           _frame(20, 0.001 * k).assign(as_of=day), keep=2) for k, day in enumerate(days)]
+    status = {r["run_id"]: r["status"] for r in batch.runs(case_store, model)}
+    assert [status[i] for i in ids] == ["retired", "retired", "current", "current"]
+    assert [len(batch.run_scores(case_store, i)) for i in ids] == [0, 0, 20, 20]
+    assert [h["run_id"] for h in batch.member_scores(case_store, model, "M00000003")] == [ids[3], ids[2]]
+    assert batch.latest_run(case_store, model)["run_id"] == ids[3]
+    assert batch.latest_run(case_store, other)["run_id"] == other_id and len(batch.run_scores(case_store, other_id))
+    # a late run for an older date is kept only if it is among the latest two dates
+    late = batch.write_run(case_store, _info(model), _frame(20, 0.0), keep=2)
+    assert {r["run_id"]: r["status"] for r in batch.runs(case_store, model)}[late] == "retired"
+    assert batch.latest_run(case_store, model)["run_id"] == ids[3]
+    with pytest.raises(ValueError, match="at least 1"):
+        batch.write_run(case_store, _info(model), _frame(5, 0.0), keep=0)
+    r = runner.invoke(app, ["score-batch", model, "--data", ".", "--keep", "0"])
+    assert r.exit_code == 2 and "Invalid value for '--keep'" in r.output
+
+
 def test_a_failed_write_leaves_no_rows_and_the_old_run_current(case_store):
     model = f"f{uuid.uuid4().hex[:8]}"
     first_id = batch.write_run(case_store, _info(model), _frame(30, 0.0))
