@@ -28,7 +28,7 @@ from umrisk.serving.cases.models import BatchRun, BatchScore
 from umrisk.serving.cases.repository import CaseStore, utcnow
 
 CHUNK = 5000
-KEEP_RUNS = 31  # current runs (scoring dates) kept per model: a month of nightly runs, a member's score trend
+KEEP_RUNS = 31  # current runs (scoring dates) kept per model: a month of nightly runs
 ABANDONED_AFTER = dt.timedelta(days=1)  # a run still writing after this long was killed midway
 SCORE_COLUMNS = ("member_id", "as_of", "probability", "tier", "percentile", "reasons", "hospice", "line_of_business")
 
