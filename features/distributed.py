@@ -136,6 +136,22 @@ def merge_reports(reports: list[CohortReport], labels: pd.Series) -> CohortRepor
     return merged
 
 
+def gather_as_done(futures: list, progress: Callable[[int], None] | None = None) -> list:
+    """The futures' results in the futures' order, each fetched as soon as its task finishes and then released,
+    so a worker holds a finished partition only until the client has it: its memory is bounded by the
+    partitions it works on, not by its share of the store. ``progress`` is told each one (1 at a time)."""
+    from distributed import as_completed
+
+    order = {f.key: i for i, f in enumerate(futures)}
+    results: list = [None] * len(futures)
+    for future in as_completed(futures):
+        results[order[future.key]] = future.result()
+        future.release()
+        if progress:
+            progress(1)
+    return results
+
+
 def build_table(dataset: Path | str, spec: ModelSpec, client, member_columns: Sequence[str] = (),
                 progress: Callable[[int], None] | None = None) -> PartitionedTable:
     """The spec's feature table of a partitioned store, one Dask task per partition on ``client``.
@@ -143,17 +159,12 @@ def build_table(dataset: Path | str, spec: ModelSpec, client, member_columns: Se
     ``progress`` is told each finished partition (1 at a time). Raises ``ValueError`` for a store that is
     not partitioned by member.
     """
-    from distributed import as_completed
-
     parts = partitions(dataset)
     first, end = store_bounds(dataset)
     spec_all = with_first_date(spec, first)
     futures = client.map(build_partition, parts, dataset=str(Path(dataset).resolve()), spec=spec_all, end=end,
                          member_columns=list(member_columns), pure=False)
-    for _ in as_completed(futures):
-        if progress:
-            progress(1)
-    results = client.gather(futures)  # in partition order, whatever order they finished in
+    results = gather_as_done(futures, progress)
     del futures
     frame = concat_partitions([r[0] for r in results], feature_set(spec).categorical)
     report = merge_reports([r[1] for r in results], frame["label"])

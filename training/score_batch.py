@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from umrisk.features.cohorts import store_dates
-from umrisk.features.distributed import dask_client
+from umrisk.features.distributed import dask_client, gather_as_done
 from umrisk.features.partition import load_partition, partitions
 from umrisk.features.store import HistoryStore, load_store
 from umrisk.features.tasks import task_for
@@ -187,16 +187,11 @@ def score_partitioned(data: Path, model: LoadedModel, as_of: pd.Timestamp, clien
     rows, so the result is the same whatever the number of workers or the order tasks finish in. The scoring
     date is fixed by the caller from the whole store: a partition does not know where the data ends.
     ``progress`` is told each finished partition (1 at a time)."""
-    from distributed import as_completed
-
     parts = store_partitions(data)
     [remote] = client.scatter([model], broadcast=True, hash=False)
     futures = client.map(score_partition, parts, dataset=str(Path(data).resolve()), model=remote, as_of=as_of,
                          pure=False)
-    for _ in as_completed(futures):
-        if progress:
-            progress(1)
-    results = client.gather(futures)  # in partition order, whatever order they finished in
+    results = gather_as_done(futures, progress)
     del futures, remote
     return combine(list(results))
 
