@@ -9,6 +9,13 @@ and read the key can rewrite the checkpoint too). Every append updates the check
 lock, after the lines are on disk; ``verify`` checks the chain, then the checkpoint's signature, then that
 the log still has the checkpoint's count and head. The log, the checkpoint and the key are created 0600.
 
+The checkpoint file has two fixed-size slots (``SLOT`` bytes each, a signed JSON object padded with spaces);
+an append overwrites the older slot in place and flushes it with ``fdatasync``, so moving the checkpoint costs
+one data write, not a new file, a rename and two flushes (about 0.08 ms against 0.56 ms here). The newer slot
+is the checkpoint. A slot that is not a signed checkpoint (a write cut short by a crash, or an edit) makes
+the log fail verification, as a crash between the lines and their checkpoint does. A checkpoint written as
+one JSON object (before slots) is still read, and replaced by the two slots at the next append.
+
 ``AuditLog.check`` runs at start-up and raises ``AuditError`` naming the file and line of anything wrong
 (a line cut short by a crash, a line that is not JSON, a broken chain, a checkpoint that does not match),
 so a damaged log stops the service from starting instead of failing every request.
@@ -17,6 +24,7 @@ so a damaged log stops the service from starting instead of failing every reques
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import fcntl
 import hashlib
 import hmac
@@ -36,6 +44,7 @@ from umrisk.serving.private_files import replace_private
 
 log = logging.getLogger("umrisk.serving")
 GENESIS = "0" * 64
+SLOT = 512  # bytes of one checkpoint slot (a signed checkpoint is about 250)
 
 
 class AuditError(RuntimeError):
@@ -114,36 +123,75 @@ class Checkpoint:
     entries: int
     last_seq: int
     head: str
+    slot: int | None = None  # the slot it was read from or written to (None: a file of one JSON object)
 
 
-def _write_checkpoint(path: Path, key: bytes, cp: Checkpoint) -> None:
-    """Sign ``cp`` and put it in place atomically: a private temporary file, flushed, renamed over the old one."""
+def _slot_bytes(body: dict | None) -> bytes:
+    text = "" if body is None else json.dumps(body, separators=(",", ":"))
+    if len(text) >= SLOT:
+        raise ValueError(f"a checkpoint of {len(text)} bytes does not fit a slot of {SLOT}")
+    return (text.ljust(SLOT - 1) + "\n").encode("ascii")
+
+
+def _write_checkpoint(path: Path, key: bytes, cp: Checkpoint, slot: int | None = None) -> int:
+    """Sign ``cp`` and write it: over slot ``slot`` of the existing file, in place, flushed with ``fdatasync``;
+    or, with ``slot`` None, as a new file (slot 0 holding it, slot 1 empty) put in place atomically (a private
+    temporary file, flushed, renamed over the old one, the folder flushed). Return the slot written."""
     body = {"entries": cp.entries, "last_seq": cp.last_seq, "head": cp.head,
-            "time": pd.Timestamp.now(tz="UTC").isoformat()}
+            "time": dt.datetime.now(dt.UTC).isoformat()}
     body["mac"] = _mac(key, body)
-    replace_private(path, json.dumps(body, indent=1) + "\n")
+    if slot is not None:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, _slot_bytes(body), slot * SLOT)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        return slot
+    replace_private(path, (_slot_bytes(body) + _slot_bytes(None)).decode("ascii"))
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)
     finally:
         os.close(folder)
+    return 0
+
+
+def _signed(path: Path, key: bytes, text: str, where: str) -> tuple[int, int, str]:
+    """``(entries, last_seq, head)`` of one signed checkpoint object; ``AuditError`` naming ``where``."""
+    try:
+        body = json.loads(text)
+        values = int(body["entries"]), int(body["last_seq"]), str(body["head"])
+        mac = str(body["mac"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise AuditError(f"audit checkpoint {path}{where}: unreadable ({err.__class__.__name__}): a write cut "
+                         "short by a crash, or it was damaged or replaced") from err
+    if not hmac.compare_digest(mac, _mac(key, body)):
+        raise AuditError(f"audit checkpoint {path}{where}: its signature does not match (it was edited, or "
+                         "written without the log's key)")
+    return values
 
 
 def _read_checkpoint(path: Path, key: bytes) -> Checkpoint:
-    """The checkpoint at ``path`` if its signature holds under ``key``; ``AuditError`` otherwise."""
+    """The checkpoint at ``path``, the newer of its two slots, if every slot in use is signed under ``key``;
+    ``AuditError`` otherwise. A file of one JSON object (written before slots) is read as such."""
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        cp = Checkpoint(int(body["entries"]), int(body["last_seq"]), str(body["head"]))
-        mac = str(body["mac"])
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise AuditError(f"audit checkpoint {path}: unreadable ({err.__class__.__name__}): it was damaged or "
-                         "replaced") from err
-    if not hmac.compare_digest(mac, _mac(key, body)):
-        raise AuditError(f"audit checkpoint {path}: its signature does not match (it was edited, or written "
-                         "without the log's key)")
-    return cp
+    except OSError as err:
+        raise AuditError(f"audit checkpoint {path}: unreadable ({err.__class__.__name__})") from err
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as err:
+        raise AuditError(f"audit checkpoint {path}: unreadable (not text): it was damaged or replaced") from err
+    if len(raw) != 2 * SLOT or text[SLOT - 1] != "\n":
+        return Checkpoint(*_signed(path, key, text, ""))
+    slots = [(k, text[k * SLOT:(k + 1) * SLOT].strip()) for k in range(2)]
+    found = [Checkpoint(*_signed(path, key, body, f" slot {k}"), slot=k) for k, body in slots if body]
+    if not found:
+        raise AuditError(f"audit checkpoint {path}: both slots are empty: it was damaged or replaced")
+    return max(found, key=lambda cp: (cp.entries, cp.last_seq))
 
 
 @dataclass
@@ -326,6 +374,7 @@ class _Known:
     head: str
     seq: int
     entries: int
+    slot: int | None  # the checkpoint's newer slot
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:
@@ -464,7 +513,7 @@ class AuditLog:
             except FileNotFoundError:
                 cp_id = None
             if known.log == _identity(os.fstat(fh.fileno())) and known.checkpoint == cp_id:
-                return known.head, known.seq, Checkpoint(known.entries, known.seq, known.head)
+                return known.head, known.seq, Checkpoint(known.entries, known.seq, known.head, known.slot)
         self._known = None
         prev, seq = _tail(fh, self.path)
         try:
@@ -509,14 +558,16 @@ class AuditLog:
         for t in tickets:
             t.written = True
             t.durable.set()
-        return fh, key, Checkpoint(cp.entries + len(lines), seq, prev), tickets
+        # the new checkpoint goes over the older slot (a file of one object is replaced by two slots)
+        return fh, key, Checkpoint(cp.entries + len(lines), seq, prev, None if cp.slot is None else 1 - cp.slot), \
+            tickets
 
     def _finish(self, fh: IO[str], key: bytes, cp: Checkpoint, tickets: list[_Ticket]) -> None:
         """Sign and write the checkpoint of the entries ``_lines`` wrote, then let go of the lock."""
         try:
-            _write_checkpoint(self.checkpoint_path, key, cp)
+            slot = _write_checkpoint(self.checkpoint_path, key, cp, cp.slot)
             self._known = _Known(_identity(os.fstat(fh.fileno())), _identity(self.checkpoint_path.stat()),
-                                 cp.head, cp.last_seq, cp.entries)
+                                 cp.head, cp.last_seq, cp.entries, slot)
         except BaseException as err:  # noqa: BLE001 - the entries are on disk; their callers waiting for it hear
             log.error("audit checkpoint not written: %s", err.__class__.__name__)
             for t in tickets:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.service import checkpoints
 from umrisk.serving.audit import AuditError, AuditLog, checkpoint_path, verify
 
 
@@ -101,8 +102,8 @@ def test_a_checkpoint_replaced_after_this_process_wrote_it_is_still_refused(tmp_
     log = AuditLog(tmp_path / "audit.jsonl")
     log.append(_entries(3, "x"))
     cp = checkpoint_path(log.path)
-    body = json.loads(cp.read_text())
-    cp.write_text(json.dumps({**body, "entries": 2}))  # a forged count: its signature no longer holds
+    slot, body = checkpoints.newest(cp)
+    checkpoints.overwrite(cp, slot, json.dumps({**body, "entries": 2}))  # a forged count: its signature fails
     with pytest.raises(AuditError, match="signature"):
         log.append(_entries(1, "y"))
 
@@ -127,3 +128,59 @@ def test_a_failed_group_reaches_every_waiting_caller(tmp_path):
         t.join(30)
     assert not any(t.is_alive() for t in ts) and len(errors) == 8
     assert all("cut short" in str(e) for e in errors)
+
+
+# ---------------------------------------------------------------------------- the checkpoint's two slots
+
+def test_appends_move_the_checkpoint_in_place_over_the_older_slot(tmp_path):
+    """The checkpoint is rewritten in place (same file, no rename), the newer slot covering the log and the
+    older one the append before it."""
+    log = AuditLog(tmp_path / "audit.jsonl")
+    cp = checkpoint_path(log.path)
+    log.append(_entries(2, "a"))
+    inode = cp.stat().st_ino
+    for k in range(5):
+        log.append(_entries(1 + k, f"b{k}"))
+        newer, older = sorted((s for s in checkpoints.slots(cp) if s), key=lambda s: -s["entries"])
+        assert newer["entries"] == 2 + sum(range(1, k + 2)) and older["entries"] == newer["entries"] - (1 + k)
+    assert cp.stat().st_ino == inode and cp.stat().st_size == 2 * checkpoints.SLOT
+    assert verify(log.path)[0]
+
+
+def test_a_slot_cut_short_is_named_and_sealing_recovers(tmp_path):
+    """A crash in the middle of a slot's write leaves that slot unreadable: verification names the slot and
+    start-up refuses, as for entries a crash left without their checkpoint; `umrisk audit seal` recovers."""
+    from umrisk.serving.audit import seal
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(_entries(2, "a"))
+    log.append(_entries(2, "b"))
+    cp = checkpoint_path(log.path)
+    slot, body = checkpoints.newest(cp)
+    checkpoints.overwrite(cp, 1 - slot, json.dumps(body)[:90])  # the next write, torn
+    ok, _, message = verify(log.path)
+    assert not ok and f"slot {1 - slot}: unreadable" in message
+    with pytest.raises(AuditError, match=f"slot {1 - slot}"):
+        AuditLog(log.path).check()
+    assert seal(log.path)[0] == 4
+    assert verify(log.path)[0]
+    AuditLog(log.path).append(_entries(1, "c"))
+    assert verify(log.path) == (True, 5, verify(log.path)[2])
+
+
+def test_a_checkpoint_of_one_object_is_read_and_replaced_by_slots(tmp_path):
+    """A log whose checkpoint was written before slots (one indented JSON object) still verifies, and the next
+    append writes the two slots."""
+    from umrisk.serving.audit import _mac, _read_key, default_key_path
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(_entries(3, "a"))
+    cp = checkpoint_path(log.path)
+    _, body = checkpoints.newest(cp)
+    body.pop("mac")
+    body["mac"] = _mac(_read_key(default_key_path(log.path)), body)
+    cp.write_text(json.dumps(body, indent=1) + "\n")  # the old layout
+    assert verify(log.path)[0]
+    AuditLog(log.path).append(_entries(1, "b"))
+    assert verify(log.path)[:2] == (True, 4)
+    assert [s["entries"] for s in checkpoints.slots(cp) if s] == [4]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.service import checkpoints
 from umrisk.features.schema import TABLES
 from umrisk.serving.audit import AuditError, AuditLog, checkpoint_path, default_key_path, seal, verify
 from umrisk.serving.auth import (
@@ -108,9 +109,9 @@ def test_a_checkpoint_forged_without_the_key_is_detected(audit):
     entries = [json.loads(x) for x in audit.path.read_text().splitlines()][:4]
     audit.path.write_text("\n".join(_rechain(entries)) + "\n")
     cp_file = checkpoint_path(audit.path)
-    cp = json.loads(cp_file.read_text())
+    slot, cp = checkpoints.newest(cp_file)
     cp.update(entries=4, last_seq=4, head=entries[-1]["hash"])
-    cp_file.write_text(json.dumps(cp))
+    checkpoints.overwrite(cp_file, slot, json.dumps(cp))
     ok, _, message = verify(audit.path)
     assert not ok and "signature does not match" in message
 
