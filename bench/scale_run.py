@@ -339,6 +339,9 @@ def main() -> None:
     ap.add_argument("--single-peak", type=float, default=None,
                     help="with --members 0: the single process's peak (GiB) at --single-members, to extrapolate")
     ap.add_argument("--single-members", type=int, default=1_000_000)
+    ap.add_argument("--skip-single", action="store_true",
+                    help="leave out the single-process features at --members (measured before; --single-peak "
+                         "then gives its peak for the projection)")
     ap.add_argument("--compare", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--train", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -383,9 +386,10 @@ def population(a: argparse.Namespace, work: Path, spec: Path) -> dict:
               flush=True)
         if g.rc != 0:
             raise SystemExit("generation failed")
-    single = features(store, spec, work / "single.parquet", None)
+    single = None if a.skip_single else features(store, spec, work / "single.parquet", None)
     dask = features(store, spec, work / "dask.parquet", 2)
-    eq = tables_equal(work / "single.parquet", work / "dask.parquet") if single.rc == 0 and dask.rc == 0 else None
+    eq = (tables_equal(work / "single.parquet", work / "dask.parquet")
+          if single is not None and single.rc == 0 and dask.rc == 0 else None)
     rec["features"] = print_features(n, single, dask, eq)
     for f in ("single.parquet", "dask.parquet"):
         (work / f).unlink(missing_ok=True)
