@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -227,37 +228,40 @@ def _client(request: Request) -> str:
 def authorized(endpoint: str):
     """A dependency: 429 while the caller's address is slowed after failed authentications or its token is
     over its rate, 401 without a valid bearer token, 403 when the caller's role may not use ``endpoint``.
-    Every refusal is audited."""
+    Every refusal is audited. It runs on the event loop (a token look-up in memory; a refusal's audit entry is
+    awaited, not waited for), so an endpoint that needs no thread does not take one for its caller."""
 
-    def check(request: Request, _: Annotated[object, Security(bearer_scheme)] = None) -> Caller:
+    async def check(request: Request, _: Annotated[object, Security(bearer_scheme)] = None) -> Caller:
         s = state(request)
         client = _client(request)
 
-        def refuse(status: int, message: str, caller: Caller | None = None, headers: dict | None = None):
+        async def refuse(status: int, message: str, caller: Caller | None = None, headers: dict | None = None):
             DENIED.labels(str(status)).inc()
-            s.audit.record(caller.token_id if caller else None, caller.role if caller else None, endpoint,
-                           "refused", outcome=message, status=status, client=client)
+            await s.audit.append_async([s.audit.event(caller.token_id if caller else None,
+                                                      caller.role if caller else None, endpoint, "refused",
+                                                      outcome=message, status=status, client=client)])
             return _error(status, message, headers=headers)
 
         wait = s.auth_throttle.delay(client)
         if wait > 0:
-            raise refuse(429, "too many failed authentications from this address: wait before trying again",
-                         headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            raise await refuse(429, "too many failed authentications from this address: wait before trying again",
+                               headers={"Retry-After": str(max(1, math.ceil(wait)))})
         caller = s.tokens.check(request.headers.get("authorization"))
         if caller is None:
             s.auth_throttle.record_failure(client)
-            raise refuse(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+            raise await refuse(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
         allowed, retry_after = s.rate_limiter.allow(caller.token_id)
         if not allowed:
-            raise refuse(429, "rate limit of this token exceeded", caller, headers={"Retry-After": str(retry_after)})
+            raise await refuse(429, "rate limit of this token exceeded", caller,
+                               headers={"Retry-After": str(retry_after)})
         if caller.role not in ALLOWED[endpoint]:
-            raise refuse(403, f"role {caller.role} may not use {endpoint}", caller)
+            raise await refuse(403, f"role {caller.role} may not use {endpoint}", caller)
         return caller
 
     return check
 
 
-def _audit(s: ServiceState, caller: Caller, endpoint: str, scores: list[dict]) -> None:
+def _audit_entries(s: ServiceState, caller: Caller, endpoint: str, scores: list[dict]) -> list[dict]:
     """Scores served (one entry each), and look-ups that disclosed something without a score: that a member
     is unknown, or known but not scorable (deceased, not enrolled ...)."""
     entries = []
@@ -270,7 +274,12 @@ def _audit(s: ServiceState, caller: Caller, endpoint: str, scores: list[dict]) -
         elif r.get("error"):
             entries.append(s.audit.event(caller.token_id, caller.role, endpoint, "lookup", member_id=r["member_id"],
                                          outcome=r.get("not_scorable") or r["error"], model=r.get("model")))
-    s.audit.append(entries, checkpointed=False)  # one write per request, on disk before the answer
+    return entries
+
+
+def _audit(s: ServiceState, caller: Caller, endpoint: str, scores: list[dict]) -> None:
+    """``_audit_entries`` appended in one write, on disk before the answer."""
+    s.audit.append(_audit_entries(s, caller, endpoint, scores), checkpointed=False)
 
 
 def _known_model(s: ServiceState, model: str | None, field: str = "body.model") -> None:
@@ -300,8 +309,27 @@ def _history_store(history) -> dict[str, pd.DataFrame]:
             for name in TABLES}
 
 
+QUICK_MEMBERS = 20  # members a request may ask for and still be answered on the event loop (a look-up each)
+
+
+def _scores(s: ServiceState, body: ScoreRequest, as_of: pd.Timestamp | None, quick: bool) -> list[dict] | None:
+    """The scores of ``body``; with ``quick``, only when the scorer answers without reading a history
+    (``Scorer.answered``), else None. A date outside the data or a history without dates is a 422."""
+    try:
+        if body.history is not None:
+            return None if quick else s.scorer.score_history(body.model, _history_store(body.history), as_of,
+                                                             body.top_reasons)
+        if quick:
+            return s.scorer.answered(body.model, body.member_ids, as_of, body.top_reasons)
+        return s.scorer.score(body.model, body.member_ids, as_of, body.top_reasons)
+    except OutOfRange as err:
+        raise _invalid([{"field": "body.as_of", "message": str(err)}]) from None
+    except NoDates as err:
+        raise _invalid([{"field": "body.history", "message": str(err)}]) from None
+
+
 @app.post("/score", response_model=ScoreResponse, response_model_exclude_none=True, responses=ERRORS)
-def score(body: ScoreRequest, request: Request, caller: Annotated[Caller, Depends(authorized("score"))]):
+async def score(body: ScoreRequest, request: Request, caller: Annotated[Caller, Depends(authorized("score"))]):
     """Calibrated probability, tier, percentile and top reasons for member ids (or one inline history).
 
     An unknown member, or one the model's task cannot score at the date, is an error entry for that member
@@ -313,21 +341,18 @@ def score(body: ScoreRequest, request: Request, caller: Annotated[Caller, Depend
         raise _invalid([{"field": "body.member_ids", "message": f"at most {s.settings.max_batch} member ids per "
                                                                 f"request (got {len(body.member_ids)})"}])
     as_of = pd.Timestamp(body.as_of) if body.as_of else None
-    try:
-        if body.history is not None:
-            scores = s.scorer.score_history(body.model, _history_store(body.history), as_of, body.top_reasons)
-        else:
-            scores = s.scorer.score(body.model, body.member_ids, as_of, body.top_reasons)
-    except OutOfRange as err:
-        raise _invalid([{"field": "body.as_of", "message": str(err)}]) from None
-    except NoDates as err:
-        raise _invalid([{"field": "body.history", "message": str(err)}]) from None
+    # the batch run's rows (or the population scored at start-up) on the event loop; anything that reads a
+    # history (another date, a member the run left out, an inline history) in a thread, so the loop goes on
+    quick = body.history is None and len(body.member_ids or ()) <= QUICK_MEMBERS
+    scores = _scores(s, body, as_of, quick=True) if quick else None
+    if scores is None:
+        scores = await run_in_threadpool(_scores, s, body, as_of, False)
     for r in scores:
         r.setdefault("model", body.model)
-    _audit(s, caller, "score", scores)
+    await s.audit.append_async(_audit_entries(s, caller, "score", scores))  # on disk before the answer
     LATENCY.labels("score").observe(time.perf_counter() - start)
-    log.info("score: %d member(s), %d scored, %.1f ms", len(scores),
-             sum(r.get("probability") is not None for r in scores), 1000 * (time.perf_counter() - start))
+    log.debug("score: %d member(s), %d scored, %.1f ms", len(scores),
+              sum(r.get("probability") is not None for r in scores), 1000 * (time.perf_counter() - start))
     return {"scores": scores}
 
 

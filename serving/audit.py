@@ -23,7 +23,9 @@ so a damaged log stops the service from starting instead of failing every reques
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -34,6 +36,7 @@ import os
 import secrets
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -348,14 +351,20 @@ class _Ticket:
     """One ``append`` call waiting for the writer: ``durable`` once its entries are on disk (``written``) or
     their write failed, ``checkpointed`` once the checkpoint covers them or something failed (``error``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_durable: Callable[[], None] | None = None) -> None:
         self.durable, self.checkpointed = threading.Event(), threading.Event()
         self.written = False
         self.error: BaseException | None = None
+        self.on_durable = on_durable  # told (in the writer's thread) once ``durable`` is set
+
+    def set_durable(self) -> None:
+        self.durable.set()
+        if self.on_durable is not None:
+            self.on_durable()
 
     def fail(self, err: BaseException) -> None:
         self.error = err
-        self.durable.set()
+        self.set_durable()
         self.checkpointed.set()
 
     def wait(self, checkpointed: bool) -> None:
@@ -461,6 +470,27 @@ class AuditLog:
                 self._wake()
         ticket.wait(checkpointed)
 
+    async def append_async(self, entries: list[dict]) -> None:
+        """``append(entries, checkpointed=False)`` for a coroutine: the entries go to the writer thread (grouped
+        with every append waiting) and the caller's event loop goes on serving until they are on disk, so
+        concurrent requests share one fsync and none blocks the loop on the disk."""
+        if not entries:
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def on_durable() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed (shutting down): nobody waits any more
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        ticket = _Ticket(on_durable)
+        with self._cond:
+            self._pending.append((list(entries), ticket))
+            self._wake()
+        await done
+        if ticket.error is not None and not ticket.written:
+            raise ticket.error
+
     def _wake(self) -> None:
         """(Under ``_cond``) start the writer thread, or tell it there is work."""
         if self._writer is None:
@@ -557,7 +587,7 @@ class AuditLog:
             raise
         for t in tickets:
             t.written = True
-            t.durable.set()
+            t.set_durable()
         # the new checkpoint goes over the older slot (a file of one object is replaced by two slots)
         return fh, key, Checkpoint(cp.entries + len(lines), seq, prev, None if cp.slot is None else 1 - cp.slot), \
             tickets

@@ -158,6 +158,21 @@ class BatchScorer(Scorer):
         return [{**found[mid], "reasons": found[mid]["reasons"][:top]} if mid in found else others[mid]
                 for mid in member_ids]
 
+    def answered(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None = None,
+                 top: int = 3) -> list[dict] | None:
+        """``score``'s answer when every member is in the run at its date (one indexed look-up, no file read);
+        None otherwise (another date, a member the run did not score, more reasons than it keeps, or a look for
+        newer runs due): call ``score`` in a thread, which reads those members' partitions."""
+        if time.monotonic() >= self._next_check:
+            return None
+        when = self.as_of if as_of is None else self.check_date(as_of)
+        if when != self.as_of or top > TOP_STORED:
+            return None
+        found = self._rows(model, list(dict.fromkeys(member_ids)))
+        if any(mid not in found for mid in member_ids):
+            return None
+        return [{**found[mid], "reasons": found[mid]["reasons"][:top]} for mid in member_ids]
+
     def _cached(self, model: str, wanted: list[str], top: int) -> tuple[list[dict], dict[str, tuple[str, str]]]:
         """At the run's date, the members ``score`` did not answer from the run (it did not score them, or more
         reasons are asked for than it keeps): on demand, with the task's reason for those it cannot score."""

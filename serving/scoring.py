@@ -206,6 +206,14 @@ class Scorer:
                     results[mid] = self._not_scorable(mid, when, reasons.get(mid))
         return [results[mid] for mid in member_ids]
 
+    def answered(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None = None,
+                 top: int = 3) -> list[dict] | None:
+        """``score``'s answer when it reads no history (the population scored at start-up, at its date): cheap
+        enough for the event loop. None when it would compute features (another date): call ``score`` in a
+        thread. A date outside the data is OutOfRange, as for ``score``."""
+        when = self.as_of if as_of is None else self.check_date(as_of)
+        return self.score(model, member_ids, when, top) if when == self.as_of else None
+
     def _cached(self, model: str, wanted: list[str], top: int) -> tuple[list[dict], dict[str, tuple[str, str]]]:
         """Known members at the scoring date: their rows of the population scored at start-up, and the reason
         of each member the task could not score."""

@@ -83,6 +83,24 @@ def test_another_date_reads_one_members_history_and_agrees(both, model):
         both["batch"].scorer.score(model, ids, pop.last_day + pd.Timedelta(days=1))
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_the_quick_answer_is_the_score_or_none(both, model):
+    """``answered`` (what the API serves on its event loop) is ``score``'s answer when every member is in the
+    run at its date, and None whenever ``score`` would read a history: another date, a member the run left
+    out, more reasons than the run keeps."""
+    batch_scorer, pop = both["batch"].scorer, both["population"].scorer
+    in_run = [str(m) for m in pop.cache[model]["member_id"][:5]]
+    assert batch_scorer.answered(model, in_run) == batch_scorer.score(model, in_run) == pop.score(model, in_run)
+    assert batch_scorer.answered(model, in_run, top=2) == pop.score(model, in_run, top=2)
+    assert batch_scorer.answered(model, in_run, pop.as_of - pd.Timedelta(days=30)) is None
+    assert batch_scorer.answered(model, [*in_run, "no-such-member"]) is None
+    assert batch_scorer.answered(model, in_run, top=50) is None
+    assert pop.answered(model, in_run) == pop.score(model, in_run)
+    assert pop.answered(model, in_run, pop.as_of - pd.Timedelta(days=30)) is None
+    with pytest.raises(ValueError, match="outside the data"):
+        batch_scorer.answered(model, in_run, pop.last_day + pd.Timedelta(days=1))
+
+
 def test_the_store_dates_come_from_file_statistics_and_match_reading_the_rows(both, served):
     pop = both["population"].scorer
     assert store_dates(served["store"]) == (pop.first_day, pop.last_day)
