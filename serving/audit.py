@@ -127,6 +127,7 @@ class Checkpoint:
     last_seq: int
     head: str
     slot: int | None = None  # the slot it was read from or written to (None: a file of one JSON object)
+    size: int | None = None  # the log's length in bytes at this checkpoint (None: written before it was kept)
 
 
 def _slot_bytes(body: dict | None) -> bytes:
@@ -142,6 +143,8 @@ def _write_checkpoint(path: Path, key: bytes, cp: Checkpoint, slot: int | None =
     temporary file, flushed, renamed over the old one, the folder flushed). Return the slot written."""
     body = {"entries": cp.entries, "last_seq": cp.last_seq, "head": cp.head,
             "time": dt.datetime.now(dt.UTC).isoformat()}
+    if cp.size is not None:
+        body["log_bytes"] = cp.size
     body["mac"] = _mac(key, body)
     if slot is not None:
         fd = os.open(path, os.O_WRONLY)
@@ -160,11 +163,12 @@ def _write_checkpoint(path: Path, key: bytes, cp: Checkpoint, slot: int | None =
     return 0
 
 
-def _signed(path: Path, key: bytes, text: str, where: str) -> tuple[int, int, str]:
-    """``(entries, last_seq, head)`` of one signed checkpoint object; ``AuditError`` naming ``where``."""
+def _signed(path: Path, key: bytes, text: str, where: str, slot: int | None = None) -> Checkpoint:
+    """One signed checkpoint object; ``AuditError`` naming ``where``."""
     try:
         body = json.loads(text)
-        values = int(body["entries"]), int(body["last_seq"]), str(body["head"])
+        size = None if body.get("log_bytes") is None else int(body["log_bytes"])
+        values = Checkpoint(int(body["entries"]), int(body["last_seq"]), str(body["head"]), slot, size)
         mac = str(body["mac"])
     except (ValueError, KeyError, TypeError) as err:
         raise AuditError(f"audit checkpoint {path}{where}: unreadable ({err.__class__.__name__}): a write cut "
@@ -189,9 +193,9 @@ def _read_checkpoint(path: Path, key: bytes) -> Checkpoint:
     except UnicodeDecodeError as err:
         raise AuditError(f"audit checkpoint {path}: unreadable (not text): it was damaged or replaced") from err
     if len(raw) != 2 * SLOT or text[SLOT - 1] != "\n":
-        return Checkpoint(*_signed(path, key, text, ""))
+        return _signed(path, key, text, "")
     slots = [(k, text[k * SLOT:(k + 1) * SLOT].strip()) for k in range(2)]
-    found = [Checkpoint(*_signed(path, key, body, f" slot {k}"), slot=k) for k, body in slots if body]
+    found = [_signed(path, key, body, f" slot {k}", k) for k, body in slots if body]
     if not found:
         raise AuditError(f"audit checkpoint {path}: both slots are empty: it was damaged or replaced")
     return max(found, key=lambda cp: (cp.entries, cp.last_seq))
@@ -237,12 +241,12 @@ def _scan(fh: IO[str], at: int | None = None) -> _Scan:
     return _Scan(True, n, seq, prev, f"{n} entries, chain intact", found)
 
 
-def _tail(fh: IO[str], path: Path) -> tuple[str, int]:
-    """Head hash and last ``seq`` of the open log, read from its end; ``AuditError`` if the last line is torn."""
+def _last_entry(fh: IO[str], path: Path) -> dict | None:
+    """The open log's last entry, read from its end (None: the log is empty); ``AuditError`` if it is torn."""
     fd = fh.fileno()
     size = os.fstat(fd).st_size
     if size == 0:
-        return GENESIS, 0
+        return None
     block = min(size, 65536)
     data = os.pread(fd, block, size - block)
     if not data.endswith(b"\n"):
@@ -251,10 +255,17 @@ def _tail(fh: IO[str], path: Path) -> tuple[str, int]:
     lines = [x for x in data.splitlines() if x.strip()]  # bytes: a block may start inside a character
     try:
         last = json.loads(lines[-1])
-        return str(last["hash"]), int(last["seq"])
+        str(last["hash"]), int(last["seq"])
+        return last
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise AuditError(f"{path}: the last line is not an audit entry; check the log with "
                          f"`umrisk audit verify {path}`") from err
+
+
+def _tail(fh: IO[str], path: Path) -> tuple[str, int]:
+    """Head hash and last ``seq`` of the open log, read from its end; ``AuditError`` if the last line is torn."""
+    last = _last_entry(fh, path)
+    return (GENESIS, 0) if last is None else (str(last["hash"]), int(last["seq"]))
 
 
 def verify_log(path: Path, key_path: Path | None = None) -> tuple[bool, int, str, bool]:
@@ -325,7 +336,8 @@ def seal(path: Path, key_path: Path | None = None) -> tuple[int, str]:
             scan = _scan(fh)
             if not scan.ok:
                 raise AuditError(f"not sealed: {scan.message}")
-            _write_checkpoint(checkpoint_path(path), key, Checkpoint(scan.entries, scan.last_seq, scan.head))
+            _write_checkpoint(checkpoint_path(path), key, Checkpoint(scan.entries, scan.last_seq, scan.head,
+                                                                     size=os.fstat(fh.fileno()).st_size))
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
     return scan.entries, scan.head
@@ -419,7 +431,7 @@ class AuditLog:
             try:
                 new = path.stat().st_size == 0 and not self.checkpoint_path.exists()
                 if new and _read_key(self.key_path) is None:  # a new log: sign its empty start
-                    _write_checkpoint(self.checkpoint_path, self._signing_key(), Checkpoint(0, 0, GENESIS))
+                    _write_checkpoint(self.checkpoint_path, self._signing_key(), Checkpoint(0, 0, GENESIS, size=0))
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -429,8 +441,18 @@ class AuditLog:
         return self._key
 
     def check(self) -> int:
-        """At start-up: the chain holds and matches its signed checkpoint; return the entry count.
-        Raise ``AuditError`` naming the file, the line and what is wrong otherwise."""
+        """At start-up: the log ends where its signed checkpoint says; return the entry count. Raise
+        ``AuditError`` naming the file, the line and what is wrong otherwise.
+
+        When the log's length, last ``seq`` and head hash are the checkpoint's (and the last entry's hash is its
+        own), that is the answer, in constant time whatever the log's length: every worker checks at start-up,
+        and a log grows by millions of entries a week. Otherwise (a checkpoint from before lengths were kept,
+        entries past it, a mismatch) the whole chain is walked, to say exactly what is wrong. An entry edited
+        in the middle without re-chaining what follows is found by ``umrisk audit verify``, which walks the
+        whole chain: run it on a schedule."""
+        n = self._ends_at_checkpoint()
+        if n is not None:
+            return n
         ok, n, message, checkpointed = verify_log(self.path, self.key_path)
         if not ok:
             raise AuditError(f"audit log {self.path} refused: {message}")
@@ -439,6 +461,29 @@ class AuditLog:
                              f"({self.checkpoint_path}): read it, then sign its end with "
                              f"`umrisk audit seal {self.path}`")
         return n
+
+    def _ends_at_checkpoint(self) -> int | None:
+        """The entry count if the log ends exactly at its signed checkpoint (length, last seq, head hash, and
+        the last entry's own hash); None when the whole chain must be walked to tell."""
+        key = _read_key(self.key_path)
+        if key is None:
+            return None
+        with self.path.open(encoding="utf-8", newline="") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            try:
+                cp = _read_checkpoint(self.checkpoint_path, key)
+                if cp.size is None or os.fstat(fh.fileno()).st_size != cp.size:
+                    return None
+                last = _last_entry(fh, self.path)
+            except (OSError, AuditError):
+                return None
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        if last is None:
+            return 0 if cp.entries == 0 and cp.head == GENESIS else None
+        if last["hash"] == cp.head and int(last["seq"]) == cp.last_seq and _digest(last) == cp.head:
+            return cp.entries
+        return None
 
     def append(self, entries: list[dict], checkpointed: bool = True) -> None:
         """Append entries (caller, role, endpoint, member, model, version, probability...) and move the
@@ -589,8 +634,8 @@ class AuditLog:
             t.written = True
             t.set_durable()
         # the new checkpoint goes over the older slot (a file of one object is replaced by two slots)
-        return fh, key, Checkpoint(cp.entries + len(lines), seq, prev, None if cp.slot is None else 1 - cp.slot), \
-            tickets
+        return fh, key, Checkpoint(cp.entries + len(lines), seq, prev, None if cp.slot is None else 1 - cp.slot,
+                                   os.fstat(fh.fileno()).st_size), tickets
 
     def _finish(self, fh: IO[str], key: bytes, cp: Checkpoint, tickets: list[_Ticket]) -> None:
         """Sign and write the checkpoint of the entries ``_lines`` wrote, then let go of the lock."""

@@ -243,3 +243,43 @@ def test_a_coroutine_hears_a_failed_write(tmp_path):
         fh.write('{"caller":"t1","endpoint":"score","member_id":"M0')  # torn: no append may sign over it
     with pytest.raises(AuditError):
         asyncio.run(log.append_async(_entries(1, "x")))
+
+
+# ---------------------------------------------------------------------------- the start-up check
+
+def test_start_up_checks_the_end_against_the_checkpoint_without_walking_the_chain(tmp_path, monkeypatch):
+    """Every worker checks the log at start-up, and a log grows by millions of entries: when it ends exactly at
+    its signed checkpoint (length, last seq, head hash), the chain is not walked. Anything else is walked, to
+    say what is wrong."""
+    from umrisk.serving import audit as audit_module
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    for k in range(5):
+        log.append(_entries(3, f"s{k}"))
+    walks = []
+    scan = audit_module._scan
+    monkeypatch.setattr(audit_module, "_scan", lambda *a, **k: walks.append(1) or scan(*a, **k))
+    assert AuditLog(log.path).check() == 15 and walks == []
+    with log.path.open("a") as fh:  # an entry past the checkpoint: walked, and refused
+        fh.write(log.path.read_text().splitlines()[-1] + "\n")
+    with pytest.raises(AuditError):
+        AuditLog(log.path).check()
+    assert walks
+
+
+def test_a_checkpoint_without_the_logs_length_is_walked(tmp_path):
+    """A checkpoint signed before the log's length was kept: the start-up check walks the chain, and the next
+    append records the length."""
+    from umrisk.serving.audit import _mac, _read_key, default_key_path
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append(_entries(3, "a"))
+    cp = checkpoint_path(log.path)
+    slot, body = checkpoints.newest(cp)
+    body.pop("log_bytes")
+    body.pop("mac")
+    body["mac"] = _mac(_read_key(default_key_path(log.path)), body)
+    checkpoints.overwrite(cp, slot, json.dumps(body))
+    assert AuditLog(log.path).check() == 3
+    AuditLog(log.path).append(_entries(1, "b"))
+    assert checkpoints.newest(cp)[1]["log_bytes"] == log.path.stat().st_size
