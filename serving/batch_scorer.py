@@ -28,20 +28,16 @@ from sqlalchemy import func, select
 
 from umrisk.features.cohorts import store_dates
 from umrisk.features.schema import read_table, table_files
-from umrisk.serving.cases import batch
+from umrisk.serving.batch_runs import NoBatch, usable_runs
 from umrisk.serving.cases.models import BatchScore
 from umrisk.serving.cases.repository import CaseStore
-from umrisk.serving.histories import NotPartitioned, PartitionedHistories
+from umrisk.serving.histories import PartitionedHistories
 from umrisk.serving.reasons import Explainer
 from umrisk.serving.scoring import OPEN_STATUSES, LoadedModel, Scorer
 
 log = logging.getLogger("umrisk.serving")
 TOP_STORED = 3  # reasons kept per batch row (training.score_batch); a request for more is computed on demand
 REFRESH_SECONDS = 60.0  # how often a worker looks for the batch job's newer runs
-
-
-class NoBatch(RuntimeError):
-    """The batch job's scores cannot be served; the message says why and what to run."""
 
 
 class BatchScorer(Scorer):
@@ -90,32 +86,7 @@ class BatchScorer(Scorer):
             self.pop_scores[model] = self._run_probabilities(self.runs[model]["run_id"])
         return super().percentile(model, p)
 
-    @staticmethod
-    def usable_runs(data: Path, versions: dict[str, str], cases: CaseStore) -> dict[str, dict]:
-        """The latest run of each model, when they can be served together: ``NoBatch`` saying why not (a store
-        not partitioned by member, a model never scored in batch or scored by another version than the
-        champion, runs for different dates)."""
-        try:
-            PartitionedHistories(data)
-        except NotPartitioned as err:
-            raise NoBatch(str(err)) from err
-        runs: dict[str, dict] = {}
-        for name, version in versions.items():
-            run = batch.latest_run(cases, name)
-            if run is None:
-                raise NoBatch(f"umrisk-{name} has no batch scores in the case store: run "
-                              f"`umrisk score-batch {name} --data {data}`")
-            if run["model_version"] != version:
-                raise NoBatch(f"the latest batch scores of umrisk-{name} (run {run['run_id']}) are from version "
-                              f"{run['model_version']}, but the champion served is version {version}: run "
-                              f"`umrisk score-batch {name} --data {data}`")
-            runs[name] = run
-        dates = {pd.Timestamp(r["as_of"]).normalize() for r in runs.values()}
-        if len(dates) != 1:
-            raise NoBatch("the latest batch runs are for different dates ("
-                          + ", ".join(f"{n} {pd.Timestamp(r['as_of']).date()}" for n, r in runs.items())
-                          + "): score every model for the same --as-of")
-        return runs
+    usable_runs = staticmethod(usable_runs)
 
     def _run_probabilities(self, run_id: int) -> np.ndarray:
         with self.cases.engine.connect() as conn:

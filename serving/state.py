@@ -21,6 +21,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
@@ -30,12 +31,14 @@ from umrisk.features.spec import spec_names
 from umrisk.features.store import load_store
 from umrisk.serving.audit import AuditError, AuditLog
 from umrisk.serving.auth import TokenFileError, TokenStore
-from umrisk.serving.batch_scorer import BatchScorer, NoBatch
+from umrisk.serving.batch_runs import NoBatch, usable_runs
 from umrisk.serving.cases.db import DatabaseError, database_url
 from umrisk.serving.cases.repository import CaseStore
 from umrisk.serving.ratelimit import FailedAuthThrottle, RateLimiter
-from umrisk.serving.scoring import LoadedModel, Scorer
 from umrisk.training import registry
+
+if TYPE_CHECKING:  # the scorers (and LightGBM) load in the workers, not in `umrisk serve`'s own checks
+    from umrisk.serving.scoring import LoadedModel, Scorer
 
 log = logging.getLogger("umrisk.serving")
 OPTIONAL_TABLES = frozenset({"review_requests"})  # the queue can come in the request body instead
@@ -176,6 +179,8 @@ def load_champions(settings: Settings) -> dict[str, LoadedModel]:
 
     ``NoChampion`` when a named model (or, with none named, every model) has no champion; an artifact that
     fails its digest check raises the registry's ``ArtifactTampered`` or ``ArtifactUnverified``."""
+    from umrisk.serving.scoring import LoadedModel
+
     registry.configure(settings.tracking_uri)
     client = mlflow.MlflowClient()
 
@@ -222,7 +227,7 @@ def batch_or_why(settings: Settings, versions: dict[str, str], cases: CaseStore)
     if settings.scores == "population":
         return "the population scored at start-up"
     try:
-        runs = BatchScorer.usable_runs(settings.data, versions, cases)
+        runs = usable_runs(settings.data, versions, cases)
     except NoBatch as err:
         if settings.scores == "batch":
             raise StartupError(str(err)) from err
@@ -233,6 +238,9 @@ def batch_or_why(settings: Settings, versions: dict[str, str], cases: CaseStore)
 def service_scorer(settings: Settings, models: dict[str, LoadedModel], cases: CaseStore) -> Scorer:
     """Where the service's scores come from (``Settings.scores``): the batch job's runs in the case store, or the
     population scored at start-up. ``StartupError`` when batch is asked for and cannot be served."""
+    from umrisk.serving.batch_scorer import BatchScorer
+    from umrisk.serving.scoring import Scorer
+
     if settings.scores != "population":
         try:
             scorer = BatchScorer(settings.data, models, cases)
@@ -252,5 +260,7 @@ def service_scorer(settings: Settings, models: dict[str, LoadedModel], cases: Ca
 def scorer_for(store: Path, tracking_uri: str | None = None) -> Scorer:
     """The champions of every model with one, scoring the history store ``store`` as the service does (for
     commands that need the members' risks without a running service)."""
+    from umrisk.serving.scoring import Scorer
+
     uri = registry.configure(tracking_uri)
     return Scorer(load_store(store), load_champions(Settings(data=store, tracking_uri=uri)))

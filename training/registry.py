@@ -18,6 +18,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -30,7 +31,9 @@ from mlflow.types import ColSpec, Schema
 
 from umrisk.features.spec import ModelSpec, parse_spec
 from umrisk.training.lineage import code_version, hash_file, package_versions
-from umrisk.training.model import RiskModel
+
+if TYPE_CHECKING:  # unpickling a registered model imports it; `umrisk serve`'s checks need no LightGBM
+    from umrisk.training.model import RiskModel
 
 DIGEST_TAG = "artifact_sha256"
 

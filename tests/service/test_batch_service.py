@@ -241,3 +241,16 @@ def test_the_nightly_run_is_served_without_a_restart(both, served, tmp_path):
     newer = {n: r["run_id"] for n, r in s.runs.items()}
     assert all(newer[n] > first[n] for n in MODELS)
     assert got == both["population"].scorer.score("admission_180d", ids)
+
+
+def test_umrisk_serves_checks_import_no_scoring_stack():
+    """`umrisk serve` checks the store, the registry and the batch runs before it hands over to BentoML; those
+    checks import neither LightGBM nor scikit-learn (about a second of a start-up whose target is 10 s): the
+    workers load them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import umrisk.cli, umrisk.serving.state, umrisk.training.registry; "
+            "print(sorted(m for m in ('lightgbm', 'sklearn', 'shap') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
