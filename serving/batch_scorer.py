@@ -89,8 +89,8 @@ class BatchScorer(Scorer):
     usable_runs = staticmethod(usable_runs)
 
     def _run_probabilities(self, run_id: int) -> np.ndarray:
-        with self.cases.engine.connect() as conn:
-            p = conn.execute(select(BatchScore.probability).where(BatchScore.run_id == run_id)).scalars().all()
+        with self.cases.reading() as s:
+            p = s.scalars(select(BatchScore.probability).where(BatchScore.run_id == run_id)).all()
         return np.sort(np.asarray(p, dtype=float))
 
     def utilization(self, readmission_spec) -> pd.DataFrame:
@@ -108,7 +108,7 @@ class BatchScorer(Scorer):
         """The run's rows of ``member_ids`` in the service's shape."""
         run = self.runs[model]
         q = select(BatchScore).where(BatchScore.run_id == run["run_id"], BatchScore.member_id.in_(member_ids))
-        with self.cases.session() as s:
+        with self.cases.reading() as s:
             return {r.member_id: self._shaped(model, r) for r in s.scalars(q)}
 
     def _shaped(self, model: str, r: BatchScore, top: int = TOP_STORED) -> dict:
@@ -167,7 +167,7 @@ class BatchScorer(Scorer):
         model = self.outreach_model(model)
         run_id = self.runs[model]["run_id"]
         base = [BatchScore.run_id == run_id]
-        with self.cases.session() as s:
+        with self.cases.reading() as s:
             def count(*where) -> int:
                 return int(s.scalar(select(func.count()).select_from(BatchScore).where(*base, *where)))
 

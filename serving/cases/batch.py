@@ -182,7 +182,7 @@ def _latest_run_id(model: str):
 
 def latest_run(cases: CaseStore, model: str) -> dict | None:
     """The model's latest published run (None: never scored in batch)."""
-    with cases.session() as s:
+    with cases.reading() as s:
         r = s.scalar(select(BatchRun).where(BatchRun.id == _latest_run_id(model)))
         return None if r is None else _run_dict(r)
 
@@ -192,7 +192,7 @@ def runs(cases: CaseStore, model: str | None = None) -> list[dict]:
     q = select(BatchRun).order_by(BatchRun.id.desc())
     if model is not None:
         q = q.where(BatchRun.model == model)
-    with cases.session() as s:
+    with cases.reading() as s:
         return [_run_dict(r) for r in s.scalars(q)]
 
 
@@ -205,7 +205,7 @@ def latest_score(cases: CaseStore, model: str, member_id: str) -> dict | None:
     """The member's score in the model's latest run; None when that run did not score them (not scorable on its
     date, or not in the store it read) or the model has no run. An older run's score is never served for a
     member the latest run left out."""
-    with cases.session() as s:
+    with cases.reading() as s:
         hit = s.execute(_scores_of_latest_run(model).where(BatchScore.member_id == member_id)).first()
         return None if hit is None else _score_dict(*hit)
 
@@ -215,20 +215,20 @@ def member_scores(cases: CaseStore, model: str, member_id: str) -> list[dict]:
     q = (select(BatchScore, BatchRun).join(BatchRun, BatchScore.run_id == BatchRun.id)
          .where(BatchScore.model == model, BatchScore.member_id == member_id, BatchRun.status == "current")
          .order_by(BatchRun.as_of.desc(), BatchRun.id.desc()))
-    with cases.session() as s:
+    with cases.reading() as s:
         return [_score_dict(row, r) for row, r in s.execute(q)]
 
 
 def top(cases: CaseStore, model: str, n: int) -> list[dict]:
     """The ``n`` highest scores of the model's latest run, highest first (ties by member id)."""
     q = _scores_of_latest_run(model).order_by(BatchScore.probability.desc(), BatchScore.member_id).limit(n)
-    with cases.session() as s:
+    with cases.reading() as s:
         return [_score_dict(row, r) for row, r in s.execute(q)]
 
 
 def run_scores(cases: CaseStore, run_id: int) -> pd.DataFrame:
     """Every row of one run as a frame (``SCORE_COLUMNS``), by member id."""
     q = select(*(getattr(BatchScore, c) for c in SCORE_COLUMNS)).where(BatchScore.run_id == run_id)
-    with cases.engine.connect() as conn:
-        rows = pd.DataFrame(conn.execute(q).all(), columns=list(SCORE_COLUMNS))
+    with cases.reading() as s:
+        rows = pd.DataFrame(s.execute(q).all(), columns=list(SCORE_COLUMNS))
     return rows.sort_values("member_id", ignore_index=True)

@@ -12,9 +12,10 @@ rules of ``umrisk.serving.cases.rules`` say which decisions each role may make.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -134,9 +135,14 @@ def history_dict(c: Case) -> dict:
     }
 
 
+READ_ONLY = "umrisk_read_only"  # execution option of a connection that only reads (``CaseStore.reading``)
+
+
 def _immediate_sqlite(engine: Engine) -> None:
     """SQLite: begin every transaction IMMEDIATE (take the write lock at BEGIN), so a transaction that reads
-    and then writes never meets a writer that came between (SQLAlchemy's documented pysqlite recipe)."""
+    and then writes never meets a writer that came between (SQLAlchemy's documented pysqlite recipe). A
+    connection marked read-only begins DEFERRED: in WAL mode it reads a snapshot without the write lock, so
+    it neither waits for a writer (a batch run being written) nor holds one up."""
 
     @event.listens_for(engine, "connect")
     def _no_implicit_begin(dbapi_connection, _record) -> None:
@@ -144,7 +150,7 @@ def _immediate_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 class CaseStore:
@@ -166,6 +172,15 @@ class CaseStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session that only reads (one snapshot, no write lock on SQLite): for look-ups on the hot path, such
+        as a member's batch score, which must not queue behind a batch run being written or behind each other."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})
+            with Session(bind=conn) as s:
+                yield s
 
     @property
     def url(self) -> str:

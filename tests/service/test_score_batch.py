@@ -318,3 +318,29 @@ def test_a_case_store_that_cannot_be_reached_fails_before_anything_is_scored(ser
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert "127.0.0.1:1/none" in r.output and "cannot upgrade" in r.output
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_readers_do_not_wait_for_a_batch_run_being_written(tmp_path):
+    """On SQLite the case store begins its transactions IMMEDIATE (the write lock), as read-then-write
+    transactions need; the batch readers (a member's score, the top of a run) read a snapshot without that
+    lock, so a service answers at once while the nightly job holds the write lock for a chunk."""
+    import time
+
+    from sqlalchemy import select
+
+    from umrisk.serving.cases.models import BatchRun
+
+    cases = CaseStore.open(f"sqlite:///{tmp_path / 'cases.db'}")
+    try:
+        model = "r" + uuid.uuid4().hex[:8]
+        batch.write_run(cases, _info(model), _frame(30, 0.0))
+        with cases.engine.connect() as writer:  # the job's chunk transaction, holding the write lock
+            writer.execute(select(BatchRun.id).limit(1))
+            start = time.perf_counter()
+            assert batch.latest_score(cases, model, "M00000004")["member_id"] == "M00000004"
+            assert len(batch.top(cases, model, 5)) == 5
+            assert len(batch.run_scores(cases, batch.latest_run(cases, model)["run_id"])) == 30
+            assert time.perf_counter() - start < 2  # the busy timeout is far longer
+            writer.rollback()
+    finally:
+        cases.dispose()
