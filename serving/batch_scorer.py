@@ -47,7 +47,8 @@ class BatchScorer(Scorer):
         self.data = Path(data)
         self.models = models
         self.cases = cases
-        self._use(self.usable_runs(self.data, {n: m.version for n, m in models.items()}, cases))
+        self.versions = {n: m.version for n, m in models.items()}  # the champions served, whose runs are read
+        self._use(usable_runs(self.data, self.versions, cases))
         self.index = PartitionedHistories(self.data)  # a store not partitioned by member is NoBatch above
         self.refresh_seconds = REFRESH_SECONDS
         self._next_check = time.monotonic() + self.refresh_seconds
@@ -74,7 +75,7 @@ class BatchScorer(Scorer):
             return
         self._next_check = now + self.refresh_seconds
         try:
-            runs = self.usable_runs(self.data, {n: m.version for n, m in self.models.items()}, self.cases)
+            runs = usable_runs(self.data, self.versions, self.cases)
         except NoBatch:
             return
         if {n: r["run_id"] for n, r in runs.items()} != {n: r["run_id"] for n, r in self.runs.items()}:
@@ -85,8 +86,6 @@ class BatchScorer(Scorer):
         if model not in self.pop_scores:
             self.pop_scores[model] = self._run_probabilities(self.runs[model]["run_id"])
         return super().percentile(model, p)
-
-    usable_runs = staticmethod(usable_runs)
 
     def _run_probabilities(self, run_id: int) -> np.ndarray:
         with self.cases.reading() as s:
@@ -116,18 +115,26 @@ class BatchScorer(Scorer):
                 "as_of": pd.Timestamp(r.as_of).to_pydatetime(), "probability": r.probability, "tier": r.tier,
                 "percentile": r.percentile, "reasons": list(r.reasons or [])[:top]}
 
+    def _from_run(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None,
+                  top: int) -> tuple[pd.Timestamp, dict[str, dict] | None]:
+        """The scoring date, and the run's answers for those of ``member_ids`` it scored with ``top`` reasons;
+        None instead when the run cannot answer at all (another date, more reasons than it keeps)."""
+        when = self.as_of if as_of is None else self.check_date(as_of)
+        if when != self.as_of or top > TOP_STORED:
+            return when, None
+        found = self._rows(model, list(dict.fromkeys(member_ids)))
+        return when, {mid: {**r, "reasons": r["reasons"][:top]} for mid, r in found.items()}
+
     def score(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None = None, top: int = 3) -> list[dict]:
         """``Scorer.score``: at the run's date a member the run scored is one indexed look-up (no file is read);
         the others, and other dates, go through ``Scorer.score`` (known? scorable? features on demand)."""
         self.refresh()
-        when = self.as_of if as_of is None else self.check_date(as_of)
-        if when != self.as_of or top > TOP_STORED:
+        when, found = self._from_run(model, member_ids, as_of, top)
+        if found is None:
             return super().score(model, member_ids, when, top)
-        found = self._rows(model, list(dict.fromkeys(member_ids)))
         rest = [mid for mid in member_ids if mid not in found]
         others = {r["member_id"]: r for r in super().score(model, rest, when, top)} if rest else {}
-        return [{**found[mid], "reasons": found[mid]["reasons"][:top]} if mid in found else others[mid]
-                for mid in member_ids]
+        return [found[mid] if mid in found else others[mid] for mid in member_ids]
 
     def answered(self, model: str, member_ids: list[str], as_of: pd.Timestamp | None = None,
                  top: int = 3) -> list[dict] | None:
@@ -136,13 +143,10 @@ class BatchScorer(Scorer):
         newer runs due): call ``score`` in a thread, which reads those members' partitions."""
         if time.monotonic() >= self._next_check:
             return None
-        when = self.as_of if as_of is None else self.check_date(as_of)
-        if when != self.as_of or top > TOP_STORED:
+        _, found = self._from_run(model, member_ids, as_of, top)
+        if found is None or any(mid not in found for mid in member_ids):
             return None
-        found = self._rows(model, list(dict.fromkeys(member_ids)))
-        if any(mid not in found for mid in member_ids):
-            return None
-        return [{**found[mid], "reasons": found[mid]["reasons"][:top]} for mid in member_ids]
+        return [found[mid] for mid in member_ids]
 
     def _cached(self, model: str, wanted: list[str], top: int) -> tuple[list[dict], dict[str, tuple[str, str]]]:
         """At the run's date, the members ``score`` did not answer from the run (it did not score them, or more
