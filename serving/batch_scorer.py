@@ -33,7 +33,7 @@ from umrisk.serving.cases.models import BatchScore
 from umrisk.serving.cases.repository import CaseStore
 from umrisk.serving.histories import PartitionedHistories
 from umrisk.serving.reasons import Explainer
-from umrisk.serving.scoring import OPEN_STATUSES, LoadedModel, Scorer
+from umrisk.serving.scoring import OPEN_STATUSES, PROBABILITY_DECIMALS, LoadedModel, Scorer
 
 log = logging.getLogger("umrisk.serving")
 TOP_STORED = 3  # reasons kept per batch row (training.score_batch); a request for more is computed on demand
@@ -83,9 +83,11 @@ class BatchScorer(Scorer):
             log.info("serving newer batch runs: %s", ", ".join(f"{n} run {r['run_id']}" for n, r in runs.items()))
 
     def percentile(self, model: str, p: np.ndarray) -> np.ndarray:
+        """Among the run's probabilities, which are stored rounded: ``p`` is rounded alike, so a member tied with
+        others (isotonic calibration ties many) gets the percentile the run gave them, not one below the tie."""
         if model not in self.pop_scores:
             self.pop_scores[model] = self._run_probabilities(self.runs[model]["run_id"])
-        return super().percentile(model, p)
+        return super().percentile(model, np.round(p, PROBABILITY_DECIMALS))
 
     def _run_probabilities(self, run_id: int) -> np.ndarray:
         with self.cases.reading() as s:

@@ -27,6 +27,7 @@ from umrisk.serving.reasons import Explainer
 from umrisk.training.registry import UmriskModel
 
 OPEN_STATUSES = ("open", "in_review", "pended")
+PROBABILITY_DECIMALS = 6  # a served (and stored) probability is rounded to this many decimals
 STEPS = ("expedite clinical review", "plan transitional care at discharge", "refer to care management",
          "routine review")
 HOSPICE_LOOKBACK = pd.Timedelta(days=180)
@@ -172,7 +173,8 @@ class Scorer:
         tiers = m.wrapped.tier(p)
         pct = self.percentile(model, p)
         return [{"member_id": str(member_ids[i]), "model": model, "model_version": m.version,
-                 "as_of": pd.Timestamp(as_of[i]).to_pydatetime(), "probability": round(float(p[i]), 6),
+                 "as_of": pd.Timestamp(as_of[i]).to_pydatetime(),
+                 "probability": round(float(p[i]), PROBABILITY_DECIMALS),
                  "tier": str(tiers[i]), "percentile": float(pct[i]), "reasons": reasons[i]} for i in range(len(X))]
 
     def _explain_frame(self, model: str, feats: pd.DataFrame, top: int) -> list[dict]:

@@ -95,6 +95,14 @@ def test_the_quick_answer_is_the_score_or_none(both, model):
     assert batch_scorer.answered(model, in_run, pop.as_of - pd.Timedelta(days=30)) is None
     assert batch_scorer.answered(model, [*in_run, "no-such-member"]) is None
     assert batch_scorer.answered(model, in_run, top=50) is None
+    # more reasons than the run keeps: computed on demand, and placed among the run's probabilities exactly as
+    # the run placed them (isotonic calibration ties many members at one probability)
+    everyone = [str(m) for m in pop.cache[model]["member_id"]]
+    stored = {r["member_id"]: r["percentile"] for r in batch_scorer.score(model, everyone)}
+    tied = pd.Series(pop.cache[model]["p"]).duplicated(keep=False).to_numpy()
+    sample = [m for m, t in zip(everyone, tied, strict=True) if t][:40] + everyone[:10]
+    assert {r["member_id"]: r["percentile"] for r in batch_scorer.score(model, sample, top=5)} == \
+        {m: stored[m] for m in sample}
     assert pop.answered(model, in_run) == pop.score(model, in_run)
     assert pop.answered(model, in_run, pop.as_of - pd.Timedelta(days=30)) is None
     with pytest.raises(ValueError, match="outside the data"):
